@@ -1,0 +1,10 @@
+"""Re-parameterization: the one fold mechanism (math, blocks, model walker)."""
+from .fuse import FoldError, fuse_conv_bn_weights, identity_kernel, pad_kernel
+from .modules import ConvBN, RepConvBN
+from .reparameterize import (foldable_modules, fuse_conv_bn_pairs, max_abs_diff,
+                             reparameterize_model)
+
+__all__ = [
+    'FoldError', 'fuse_conv_bn_weights', 'identity_kernel', 'pad_kernel', 'ConvBN', 'RepConvBN',
+    'foldable_modules', 'fuse_conv_bn_pairs', 'max_abs_diff', 'reparameterize_model'
+]

@@ -1,0 +1,104 @@
+"""Model-level folding: the walker every tool, hook and backbone uses.
+
+A module is *re-parameterizable* when it has ``switch_to_deploy()`` (mmcompact's blocks, and mmpretrain's
+RepVGG/MobileOne-style blocks, which follow the same convention) and is not yet deployed
+(``deploy`` attribute false or absent).
+"""
+import copy
+from typing import List
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from .fuse import FoldError, check_foldable_norm, fuse_conv_bn_weights
+from .modules import ConvBN, _folded_conv
+
+
+def _needs_fold(module: nn.Module) -> bool:
+    return callable(getattr(module, 'switch_to_deploy', None)) and not getattr(module, 'deploy', False)
+
+
+def foldable_modules(model: nn.Module) -> List[str]:
+    """Paths of the modules ``reparameterize_model`` would fold (empty: nothing to fold)."""
+    return [name for name, m in model.named_modules() if _needs_fold(m)]
+
+
+def reparameterize_model(model: nn.Module, inplace: bool = True, fuse_conv_bn: bool = False) -> nn.Module:
+    """Fold every re-parameterizable module of ``model`` (any nn.Module tree) into its deploy form.
+
+    The model must be in eval mode (folding uses BN running statistics). Idempotent: a folded model is
+    returned unchanged. Parameters stay trainable (their ``requires_grad`` is kept). With
+    ``fuse_conv_bn=True`` plain conv + BatchNorm pairs are folded too: mmcompact ``ConvBN`` modules, mmcv
+    ``ConvModule`` with norm after conv, and a Conv2d directly followed by a BatchNorm inside an
+    ``nn.Sequential``; other pairs are left alone, since their order in ``forward`` is not known.
+    Raises ``FoldError`` naming the module path when a module cannot be folded exactly.
+    """
+    if not inplace:
+        model = copy.deepcopy(model)
+    in_training = [name or '<model>' for name, m in model.named_modules() if _needs_fold(m) and m.training]
+    if in_training:
+        raise FoldError(
+            f'cannot fold {len(in_training)} module(s) in training mode (first: {in_training[0]}): folding '
+            'uses BatchNorm running statistics. Call model.eval() first, or pass inplace=False to fold a '
+            'copy after putting it in eval mode.')
+    # Outer modules may rebuild their children, so look the pending ones up again after every fold.
+    while True:
+        pending = [(name, m) for name, m in model.named_modules() if _needs_fold(m)]
+        if not pending:
+            break
+        name, module = pending[0]
+        try:
+            module.switch_to_deploy()
+        except FoldError as err:
+            raise FoldError(f"'{name or '<model>'}' ({type(module).__name__}): {err}") from err
+        if _needs_fold(module):  # a foreign module that does not record that it is deployed
+            module.deploy = True
+    if fuse_conv_bn:
+        fuse_conv_bn_pairs(model)
+    return model
+
+
+def fuse_conv_bn_pairs(model: nn.Module) -> nn.Module:
+    """Fold conv + BatchNorm pairs whose order is known (see ``reparameterize_model``), in place."""
+    from mmcv.cnn import ConvModule
+    for name, module in list(model.named_modules()):
+        if isinstance(module, ConvBN):
+            try:
+                module.fuse_bn()
+            except FoldError as err:
+                raise FoldError(f"'{name}': {err}") from err
+        elif (isinstance(module, ConvModule) and module.with_norm and module.order.index('conv')
+              < module.order.index('norm') and isinstance(module.norm, _BatchNorm)):
+            if module.norm.training:
+                raise FoldError(f"'{name}' is in training mode: call model.eval() before fusing conv+BN.")
+            kernel, bias = fuse_conv_bn_weights(module.conv.weight, module.conv.bias, module.norm)
+            module.conv = _folded_conv(module.conv, kernel, bias, module.conv.weight.requires_grad)
+            setattr(module, module.norm_name, nn.Identity())
+            module.with_norm = False
+        elif isinstance(module, nn.Sequential):
+            children = list(module._modules.items())
+            for (conv_key, conv), (bn_key, bn) in zip(children, children[1:]):
+                if (type(conv) is nn.Conv2d and isinstance(bn, _BatchNorm)
+                        and bn.num_features == conv.out_channels):
+                    check_foldable_norm(bn, f'{name}.{bn_key}')
+                    if bn.training:
+                        raise FoldError(f"'{name}.{bn_key}' is in training mode: call model.eval() first.")
+                    kernel, bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn)
+                    module._modules[conv_key] = _folded_conv(conv, kernel, bias, conv.weight.requires_grad)
+                    module._modules[bn_key] = nn.Identity()
+    return model
+
+
+@torch.no_grad()
+def max_abs_diff(a, b) -> float:
+    """Largest absolute difference between two (nested) tensor outputs of the same structure."""
+    if isinstance(a, torch.Tensor):
+        return (a.double() - b.double()).abs().max().item() if a.numel() else 0.0
+    if isinstance(a, dict):
+        return max((max_abs_diff(a[k], b[k]) for k in a), default=0.0)
+    if isinstance(a, (list, tuple)):
+        if len(a) != len(b):
+            raise ValueError(f'outputs differ in length: {len(a)} vs {len(b)}')
+        return max((max_abs_diff(x, y) for x, y in zip(a, b)), default=0.0)
+    raise TypeError(f'cannot compare outputs of type {type(a).__name__}')

@@ -1,0 +1,34 @@
+"""Package metadata for mmcompact (``pip install -e .``)."""
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r"__version__ = '([^']+)'",
+                    (HERE / 'mmcompact' / 'version.py').read_text()).group(1)
+
+setup(
+    name='mmcompact',
+    version=VERSION,
+    description='Re-parameterization, distillation and structure learning for compact CNNs '
+                'on the OpenMMLab stack',
+    long_description=(HERE / 'README.md').read_text() if (HERE / 'README.md').exists() else '',
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['mmcompact', 'mmcompact.*']),
+    python_requires='>=3.9',
+    install_requires=[
+        'torch>=2.6',
+        'torchvision',
+        'mmengine==0.10.7',
+        'mmcv==2.1.0',
+        'mmdet==3.3.0',
+        'mmpretrain==1.2.0',
+        'pycocotools',
+        'numpy',
+        'matplotlib',
+        'tqdm',
+    ],
+    extras_require={'tests': ['pytest', 'timm==1.0.31']},
+    license='Apache-2.0',
+)
