@@ -15,6 +15,13 @@ from .fuse import FoldError, check_foldable_norm, fuse_conv_bn_weights
 from .modules import ConvBN, _folded_conv
 
 
+def _post_order(module: nn.Module, prefix: str = ''):
+    """(path, module) pairs, children before their parent, so composite modules see folded children."""
+    for name, child in module.named_children():
+        yield from _post_order(child, f'{prefix}.{name}' if prefix else name)
+    yield prefix, module
+
+
 def _needs_fold(module: nn.Module) -> bool:
     return callable(getattr(module, 'switch_to_deploy', None)) and not getattr(module, 'deploy', False)
 
@@ -42,12 +49,12 @@ def reparameterize_model(model: nn.Module, inplace: bool = True, fuse_conv_bn: b
             f'cannot fold {len(in_training)} module(s) in training mode (first: {in_training[0]}): folding '
             'uses BatchNorm running statistics. Call model.eval() first, or pass inplace=False to fold a '
             'copy after putting it in eval mode.')
-    # Outer modules may rebuild their children, so look the pending ones up again after every fold.
+    # Children fold before their parents (a backbone's ``deploy`` is derived from its blocks'); outer
+    # modules may rebuild their children, so the pending ones are looked up again after every fold.
     while True:
-        pending = [(name, m) for name, m in model.named_modules() if _needs_fold(m)]
-        if not pending:
+        name, module = next(((n, m) for n, m in _post_order(model) if _needs_fold(m)), (None, None))
+        if module is None:
             break
-        name, module = pending[0]
         try:
             module.switch_to_deploy()
         except FoldError as err:

@@ -1,0 +1,91 @@
+"""Convert official GhostNetV3 release files and timm ``ghostnetv3_*`` state dicts to mmcompact keys.
+
+Output keys are those of an mmpretrain ``ImageClassifier`` with ``backbone=GhostNetV3`` and
+``head=GhostNetV3ClsHead`` (``backbone.*``, ``head.*``), training form or deploy form as in the source.
+Detectors use the same file through ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
+"""
+import re
+from typing import Callable, Dict, List, Tuple, Union
+
+import torch
+
+from .safe_load import safe_load
+
+Rule = Tuple[str, Union[str, Callable[[re.Match], str]]]
+
+
+def _bn(name: str) -> str:  # official branch BNs are 'bn', timm's 'bn1'
+    return 'bn' if name.startswith('bn') else name
+
+
+# Rules for the part of a key after 'blocks.<stage>.<block>.'; first match wins.
+_BLOCK_RULES: List[Rule] = [
+    (r'^((?:ghost[12]\.)?)(primary|cheap|dw)_rpr_conv\.(\d+)\.(conv|bn1?)\.(.+)$',
+     lambda m: f'{m[1]}{m[2]}.branches.{m[3]}.{_bn(m[4])}.{m[5]}'),
+    (r'^((?:ghost[12]\.)?)(primary|cheap|dw)_rpr_scale\.(conv|bn1?)\.(.+)$',
+     lambda m: f'{m[1]}{m[2]}.scale.{_bn(m[3])}.{m[4]}'),
+    (r'^((?:ghost[12]\.)?)(primary|cheap|dw)_rpr_skip\.(.+)$', r'\1\2.identity.\3'),
+    (r'^(ghost[12])\.primary_conv\.0\.(weight|bias)$', r'\1.primary.fused.\2'),
+    (r'^(ghost[12])\.cheap_operation\.0\.(weight|bias)$', r'\1.cheap.fused.\2'),
+    (r'^conv_dw\.(weight|bias)$', r'dw.fused.\1'),
+    (r'^ghost1\.short_conv\.([024])\.weight$', lambda m: f'ghost1.dfc.convs.{int(m[1]) // 2}.conv.weight'),
+    (r'^ghost1\.short_conv\.([135])\.(.+)$', lambda m: f'ghost1.dfc.convs.{int(m[1]) // 2}.bn.{m[2]}'),
+    (r'^se\.(conv_reduce|conv_expand)\.(weight|bias)$', r'se.\1.\2'),
+    (r'^shortcut\.([02])\.weight$', lambda m: f'shortcut.{int(m[1]) // 2}.conv.weight'),
+    (r'^shortcut\.([13])\.(.+)$', lambda m: f'shortcut.{int(m[1]) // 2}.bn.{m[2]}'),
+]
+_TOP_RULES: List[Rule] = [
+    (r'^conv_stem\.weight$', 'backbone.stem.conv.weight'),
+    (r'^bn1\.(.+)$', r'backbone.stem.bn.\1'),
+    (r'^blocks\.9\.0\.conv\.(.+)$', r'backbone.stages.9.conv.\1'),
+    (r'^blocks\.9\.0\.bn1?\.(.+)$', r'backbone.stages.9.bn.\1'),
+    (r'^conv_head\.(.+)$', r'head.conv_head.\1'),
+    (r'^classifier\.(.+)$', r'head.fc.\1'),
+]
+# Counters that profiling tools (thop) leave in some released files; not weights.
+_IGNORED = re.compile(r'(^|\.)(total_ops|total_params)$')
+
+
+def _apply(rules: List[Rule], key: str):
+    for pattern, repl in rules:
+        new, n = re.subn(pattern, repl, key)
+        if n:
+            return new
+    return None
+
+
+def convert_ghostnetv3_state_dict(state_dict: Dict[str, torch.Tensor]
+                                  ) -> Tuple[Dict[str, torch.Tensor], List[str]]:
+    """Rename official/timm GhostNetV3 keys to mmcompact's; returns (converted, unrecognised keys)."""
+    converted, unknown = {}, []
+    for key, value in state_dict.items():
+        key = key[len('module.'):] if key.startswith('module.') else key
+        if _IGNORED.search(key):
+            continue
+        new = _apply(_TOP_RULES, key)
+        if new is None:
+            block = re.match(r'^blocks\.(\d+)\.(\d+)\.(.+)$', key)
+            rest = _apply(_BLOCK_RULES, block[3]) if block else None
+            new = f'backbone.stages.{block[1]}.{block[2]}.{rest}' if rest else None
+        if new is None:
+            unknown.append(key)
+        else:
+            converted[new] = value
+    return converted, unknown
+
+
+def load_ghostnetv3_source(path: str, use_ema: bool = True) -> Dict[str, torch.Tensor]:
+    """The state dict inside an official release file (``state_dict_ema`` by default) or a timm file."""
+    checkpoint = safe_load(path, map_location='cpu')
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f'{path} holds a {type(checkpoint).__name__}, not a state dict')
+    wanted = 'state_dict_ema' if use_ema else 'state_dict'
+    if wanted in checkpoint:
+        return checkpoint[wanted]
+    if use_ema and 'state_dict' in checkpoint:
+        raise KeyError(f"{path} has no 'state_dict_ema' (keys: {sorted(checkpoint)[:10]}); "
+                       "pass --no-ema to convert 'state_dict'")
+    if any(isinstance(v, dict) for v in checkpoint.values()):
+        raise KeyError(f"{path} has neither 'state_dict_ema' nor 'state_dict' "
+                       f'(top-level keys: {sorted(checkpoint)[:10]})')
+    return checkpoint  # a bare state dict, as timm saves it

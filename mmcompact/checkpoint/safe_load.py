@@ -1,0 +1,100 @@
+"""Safe checkpoint loading: ``weights_only=True`` with an allow-list of exactly what MMEngine writes.
+
+torch >= 2.6 loads with ``weights_only=True`` by default, and MMEngine 0.10.7 checkpoints then fail on
+their message hub (``HistoryBuffer``, numpy arrays and scalars). Instead of loading with
+``weights_only=False`` (which executes any pickle), ``install()`` allow-lists only those globals, and
+replaces MMEngine's local-file loader so a refused file gets an error that names the global.
+
+``HistoryBuffer`` pickles its statistics methods as ``getattr(HistoryBuffer, 'min')``; ``builtins.getattr``
+is therefore mapped to ``restricted_getattr``, which resolves nothing but those methods.
+"""
+import importlib
+import os.path as osp
+import pickle
+import re
+from typing import Iterable, List
+
+import torch
+import torch.serialization
+
+_NUMPY_GLOBALS = (
+    'numpy.ndarray', 'numpy.dtype', 'numpy._core.multiarray._reconstruct', 'numpy._core.multiarray.scalar',
+    'numpy.core.multiarray._reconstruct', 'numpy.core.multiarray.scalar',
+    *(f'numpy.dtypes.{n}DType' for n in (
+        'Bool', 'Int8', 'Int16', 'Int32', 'Int64', 'UInt8', 'UInt16', 'UInt32', 'UInt64', 'Float16',
+        'Float32', 'Float64', 'LongDouble', 'Complex64', 'Complex128', 'Str', 'Bytes', 'Object')))
+_MMENGINE_GLOBALS = ('mmengine.logging.history_buffer.HistoryBuffer', )
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint pickles a global that is not on the allow-list; nothing from it was executed."""
+
+
+def _resolve(qualname: str):
+    module, _, name = qualname.rpartition('.')
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def restricted_getattr(obj, name: str):
+    """``getattr`` limited to the statistics methods a pickled ``HistoryBuffer`` refers to."""
+    from mmengine.logging import HistoryBuffer
+    allowed = {'min', 'max', 'mean', 'current', *HistoryBuffer._statistics_methods}
+    if obj is not HistoryBuffer or name not in allowed:
+        raise UnsafeCheckpointError(
+            f'refused getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r}): only '
+            f'HistoryBuffer statistics methods may be resolved while loading a checkpoint')
+    return getattr(obj, name)
+
+
+def allowed_globals() -> List:
+    """The objects ``install()`` adds to torch's weights-only allow-list."""
+    found = [_resolve(n) for n in (*_NUMPY_GLOBALS, *_MMENGINE_GLOBALS)]
+    return [obj for obj in found if obj is not None] + [(restricted_getattr, 'builtins.getattr')]
+
+
+def allow_globals(qualnames: Iterable[str]) -> None:
+    """Add globals by dotted name (``'argparse.Namespace'``) for files you trust; see the error text."""
+    objs = []
+    for name in qualnames:
+        obj = _resolve(name)
+        if obj is None:
+            raise ValueError(f"cannot import '{name}' to allow it: check the dotted path")
+        objs.append(obj)
+    torch.serialization.add_safe_globals(objs)
+
+
+def safe_load(filename: str, map_location=None):
+    """``torch.load(filename, weights_only=True)`` with the allow-list; refusals raise UnsafeCheckpointError.
+
+    The message names the refused global and how to allow it; nothing in the file is executed.
+    """
+    filename = osp.expanduser(str(filename))
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint {filename!r} does not exist (check the path)')
+    try:
+        return torch.load(filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if isinstance(err, UnsafeCheckpointError):
+            raise
+        match = re.search(r'(?:GLOBAL|global|function) ([\w.<>]+)', str(err))
+        name = match.group(1) if match else '<unknown>'
+        raise UnsafeCheckpointError(
+            f"refused to load {filename!r}: it pickles the global '{name}', which is not on mmcompact's "
+            "allow-list of what MMEngine checkpoints contain, so it may run code when unpickled. Nothing "
+            'from the file was executed. If you trust this file, allow that global first: '
+            f"mmcompact.checkpoint.allow_globals(['{name}']) (or torch.serialization.add_safe_globals). "
+            f'Original message: {str(err).splitlines()[0]}') from None
+
+
+def install() -> None:
+    """Allow-list MMEngine's checkpoint globals and route its local-file loader through ``safe_load``.
+
+    Called on ``import mmcompact``; makes ``load_checkpoint``, ``Runner.resume`` and ``load_from`` work
+    under torch >= 2.6 without ever loading with ``weights_only=False``. Idempotent.
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+    torch.serialization.add_safe_globals(allowed_globals())
+    CheckpointLoader.register_scheme(prefixes='', loader=safe_load, force=True)

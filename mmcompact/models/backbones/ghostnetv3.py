@@ -1,0 +1,230 @@
+"""GhostNetV3 (Liu et al. 2024, arXiv 2404.11202): architecture of the official release and of timm.
+
+Training form: every ghost-module conv and every stride-2 depthwise conv is a ``RepConvBN`` (3 kxk conv-BN
+branches, plus 1x1 scale and BN identity branches where the official code has them). Deploy form
+(``deploy=True`` or ``switch_to_deploy()``): each of those is one conv with bias; all other conv-BN pairs
+(stem, shortcuts, DFC attention, stage 9) stay as in the official deploy form.
+
+Stages (``stages[i]``, stride of the output relative to the input in brackets, channels at 1.0x):
+stem (2, 16) | 0 (2, 16) | 1 (4, 24) | 2 (4, 24) | 3 (8, 40) | 4 (8, 40) | 5 (16, 80) | 6 (16, 112) |
+7 (32, 160) | 8 (32, 160) | 9: 1x1 conv (32, 960). Detection usually takes ``out_indices=(2, 4, 6, 9)``.
+"""
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ...reparam import ConvBN, RepConvBN, reparameterize_model
+from ...registry import MODELS
+
+# [kernel, hidden, out, se_ratio, stride] per block, grouped into stages 0..8 (stage 9 is the 1x1 conv).
+GHOSTNETV3_ARCH = (
+    ((3, 16, 16, 0, 1), ),
+    ((3, 48, 24, 0, 2), ),
+    ((3, 72, 24, 0, 1), ),
+    ((5, 72, 40, 0.25, 2), ),
+    ((5, 120, 40, 0.25, 1), ),
+    ((3, 240, 80, 0, 2), ),
+    ((3, 200, 80, 0, 1), (3, 184, 80, 0, 1), (3, 184, 80, 0, 1), (3, 480, 112, 0.25, 1),
+     (3, 672, 112, 0.25, 1)),
+    ((5, 672, 160, 0.25, 2), ),
+    ((5, 960, 160, 0, 1), (5, 960, 160, 0.25, 1), (5, 960, 160, 0, 1), (5, 960, 160, 0.25, 1)),
+)
+STEM_CHANNELS = 16
+LAST_CHANNELS = 960
+
+
+def make_divisible(value: float, divisor: int = 4) -> int:
+    """Round ``value`` to a multiple of ``divisor`` (at least ``divisor``), never more than 10% below it."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+class SqueezeExcite(nn.Module):
+    """Channel gate: GAP -> 1x1 reduce (bias) -> ReLU -> 1x1 expand (bias) -> hard sigmoid; shape kept."""
+
+    def __init__(self, channels: int, reduced: int):
+        super().__init__()
+        self.conv_reduce = nn.Conv2d(channels, reduced, 1)
+        self.conv_expand = nn.Conv2d(reduced, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = self.conv_expand(F.relu(self.conv_reduce(x.mean((2, 3), keepdim=True))))
+        return x * F.hardsigmoid(gate)
+
+
+class DFCAttention(nn.Module):
+    """Decoupled fully-connected attention: a (N, out, H, W) sigmoid gate computed at half resolution.
+
+    avg_pool 2x2 -> 1x1 conv-BN -> (1, 5) depthwise conv-BN -> (5, 1) depthwise conv-BN -> sigmoid ->
+    nearest upsampling to the requested (H, W) (any size, odd and non-square included).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, norm_cfg: dict):
+        super().__init__()
+        self.convs = nn.Sequential(
+            ConvBN(in_channels, out_channels, 1, norm_cfg=norm_cfg),
+            ConvBN(out_channels, out_channels, (1, 5), groups=out_channels, norm_cfg=norm_cfg),
+            ConvBN(out_channels, out_channels, (5, 1), groups=out_channels, norm_cfg=norm_cfg))
+
+    def forward(self, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+        gate = torch.sigmoid(self.convs(F.avg_pool2d(x, kernel_size=2, stride=2)))
+        return F.interpolate(gate, size=size, mode='nearest')
+
+
+class GhostModuleV3(nn.Module):
+    """Ghost module with re-parameterized convs; (N, Cin, H, W) -> (N, Cout, H, W).
+
+    ``primary``: 1x1 conv to ceil(Cout/2) channels; ``cheap``: 3x3 depthwise conv on it (with scale and
+    identity branches); output = concat(primary, cheap)[:, :Cout], times the DFC gate when ``dfc``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, act_cfg: Optional[dict], dfc: bool,
+                 num_branches: int, norm_cfg: dict, deploy: bool):
+        super().__init__()
+        self.out_channels = out_channels
+        init_channels = math.ceil(out_channels / 2)
+        self.primary = RepConvBN(in_channels, init_channels, 1, num_branches=num_branches,
+                                 scale_branch=False, identity_branch=False, norm_cfg=norm_cfg,
+                                 act_cfg=act_cfg, deploy=deploy)
+        self.cheap = RepConvBN(init_channels, init_channels, 3, groups=init_channels,
+                               num_branches=num_branches, norm_cfg=norm_cfg, act_cfg=act_cfg,
+                               deploy=deploy)
+        self.dfc = DFCAttention(in_channels, out_channels, norm_cfg) if dfc else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        primary = self.primary(x)
+        out = torch.cat([primary, self.cheap(primary)], dim=1)[:, :self.out_channels]
+        if self.dfc is not None:
+            out = out * self.dfc(x, out.shape[-2:])
+        return out
+
+
+class GhostBottleneckV3(nn.Module):
+    """ghost1 (expand, ReLU, DFC) -> [stride-2 depthwise RepConvBN] -> [SE] -> ghost2 (project) + shortcut."""
+
+    def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, kernel_size: int,
+                 se_ratio: float, stride: int, dfc: bool, num_branches: int, norm_cfg: dict,
+                 act_cfg: dict, deploy: bool):
+        super().__init__()
+        self.ghost1 = GhostModuleV3(in_channels, hidden_channels, act_cfg, dfc, num_branches, norm_cfg,
+                                    deploy)
+        self.dw = RepConvBN(hidden_channels, hidden_channels, kernel_size, stride,
+                            groups=hidden_channels, num_branches=num_branches, identity_branch=False,
+                            norm_cfg=norm_cfg, deploy=deploy) if stride > 1 else None
+        self.se = SqueezeExcite(hidden_channels, make_divisible(hidden_channels * se_ratio)) \
+            if se_ratio > 0 else None
+        self.ghost2 = GhostModuleV3(hidden_channels, out_channels, None, False, num_branches, norm_cfg,
+                                    deploy)
+        if in_channels == out_channels and stride == 1:
+            self.shortcut = nn.Identity()
+        else:
+            self.shortcut = nn.Sequential(
+                ConvBN(in_channels, in_channels, kernel_size, stride, groups=in_channels,
+                       norm_cfg=norm_cfg),
+                ConvBN(in_channels, out_channels, 1, norm_cfg=norm_cfg))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.ghost1(x)
+        if self.dw is not None:
+            out = self.dw(out)
+        if self.se is not None:
+            out = self.se(out)
+        return self.ghost2(out) + self.shortcut(x)
+
+
+@MODELS.register_module()
+class GhostNetV3(BaseModule):
+    """GhostNetV3 backbone; (N, 3, H, W) -> tuple of the feature maps of ``out_indices``.
+
+    Args:
+        widen_factor: width multiplier (0.5, 0.75, 1.0, 1.3, 1.6 are the published ones).
+        out_indices: stages whose outputs are returned (0..9, see the module docstring; -1 = stem).
+            ``self.out_channels`` lists their channels, for neck configs.
+        frozen_stages: -1 freezes nothing; k >= 0 freezes the stem and stages 0..k-1 (eval mode,
+            ``requires_grad=False``).
+        norm_eval: keep every BatchNorm in eval mode during training (detection fine-tuning).
+        num_branches: kxk conv-BN branches of every re-parameterized conv (official: 3).
+        deploy: build the folded form directly, so folded checkpoints load strictly.
+    """
+
+    def __init__(self, widen_factor: float = 1.0, out_indices: Sequence[int] = (9, ),
+                 frozen_stages: int = -1, norm_eval: bool = False, num_branches: int = 3,
+                 norm_cfg: dict = dict(type='BN'), act_cfg: dict = dict(type='ReLU'),
+                 deploy: bool = False, init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        if widen_factor <= 0:
+            raise ValueError(f'widen_factor must be > 0, got {widen_factor}')
+        num_stages = len(GHOSTNETV3_ARCH) + 1
+        bad = [i for i in out_indices if not -1 <= i < num_stages]
+        if bad:
+            raise ValueError(f'out_indices {tuple(out_indices)} contains {bad}: valid stage indices are -1 '
+                             f'(stem) to {num_stages - 1}')
+        if not -1 <= frozen_stages <= num_stages:
+            raise ValueError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages}')
+        self.widen_factor, self.out_indices = widen_factor, tuple(out_indices)
+        self.frozen_stages, self.norm_eval = frozen_stages, norm_eval
+
+        channels = make_divisible(STEM_CHANNELS * widen_factor)
+        self.stem = ConvBN(3, channels, 3, 2, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.stage_channels = []
+        self.stages = nn.ModuleList()
+        block_index = 0
+        for rows in GHOSTNETV3_ARCH:
+            blocks = []
+            for kernel, hidden, out, se_ratio, stride in rows:
+                out = make_divisible(out * widen_factor)
+                blocks.append(GhostBottleneckV3(
+                    channels, make_divisible(hidden * widen_factor), out, kernel, se_ratio, stride,
+                    dfc=block_index > 1, num_branches=num_branches, norm_cfg=norm_cfg,
+                    act_cfg=act_cfg, deploy=deploy))
+                channels = out
+                block_index += 1
+            self.stages.append(nn.Sequential(*blocks))
+            self.stage_channels.append(channels)
+        last = make_divisible(LAST_CHANNELS * widen_factor)
+        self.stages.append(ConvBN(channels, last, 1, norm_cfg=norm_cfg, act_cfg=act_cfg))
+        self.stage_channels.append(last)
+        stem_channels = make_divisible(STEM_CHANNELS * widen_factor)
+        self.out_channels = tuple(stem_channels if i == -1 else self.stage_channels[i]
+                                  for i in self.out_indices)
+        self._freeze_stages()
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        x = self.stem(x)
+        outs = [x] if -1 in self.out_indices else []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages < 0:
+            return
+        for module in [self.stem, *self.stages[:self.frozen_stages]]:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'GhostNetV3':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+    @property
+    def deploy(self) -> bool:
+        """True when every re-parameterized conv is in its folded form."""
+        return all(m.deploy for m in self.modules() if isinstance(m, RepConvBN))
+
+    def switch_to_deploy(self) -> None:
+        """Fold every re-parameterized conv (the model must be in eval mode); idempotent."""
+        reparameterize_model(self)

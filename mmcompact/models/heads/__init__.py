@@ -1,0 +1,3 @@
+from .ghostnetv3_head import GhostNetV3ClsHead
+
+__all__ = ['GhostNetV3ClsHead']
