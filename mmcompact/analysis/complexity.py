@@ -31,14 +31,25 @@ class Complexity:
 
 
 def default_parts(model: nn.Module) -> List[str]:
-    """Module paths to break a model down by: top-level parts, and the backbone's stages when present."""
-    parts = [name for name, _ in model.named_children()]
+    """Module paths to break a model down by: its top-level parts (the data preprocessor left out), each
+    followed by its stages when it is the backbone of a detector/classifier or the model is a backbone."""
     backbone = getattr(model, 'backbone', None)
-    inner = backbone if isinstance(backbone, nn.Module) else None
-    prefix = 'backbone.' if inner is not None else ''
-    if inner is None and not hasattr(model, 'neck'):
-        return parts
-    for name, child in inner.named_children():
+    if not isinstance(backbone, nn.Module):
+        return _children_and_stages(model, '')
+    parts = []
+    for name, _ in model.named_children():
+        if name == 'data_preprocessor':
+            continue
+        parts.append(name)
+        if name == 'backbone':
+            parts += _children_and_stages(backbone, 'backbone.')
+    return parts
+
+
+def _children_and_stages(module: nn.Module, prefix: str) -> List[str]:
+    """Children of ``module``, with each ModuleList (a list of stages) expanded into its items."""
+    parts = []
+    for name, child in module.named_children():
         if isinstance(child, nn.ModuleList):
             parts += [f'{prefix}{name}.{i}' for i in range(len(child))]
         else:
@@ -109,7 +120,7 @@ def complexity_table(train: Complexity, deploy: Optional[Complexity] = None) -> 
         header += ['params (deploy)', 'MACs (deploy)']
     rows = [header]
     for part in train.part_params:
-        row = [part, m(train.part_params[part]), m(train.part_macs[part])]
+        row = ['  ' * part.count('.') + part, m(train.part_params[part]), m(train.part_macs[part])]
         if deploy is not None:
             row += [m(deploy.part_params[part]), m(deploy.part_macs[part])]
         rows.append(row)

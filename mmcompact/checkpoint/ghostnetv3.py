@@ -4,6 +4,7 @@ Output keys are those of an mmpretrain ``ImageClassifier`` with ``backbone=Ghost
 ``head=GhostNetV3ClsHead`` (``backbone.*``, ``head.*``), training form or deploy form as in the source.
 Detectors use the same file through ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
 """
+import os
 import re
 from typing import Callable, Dict, List, Tuple, Union
 
@@ -89,3 +90,53 @@ def load_ghostnetv3_source(path: str, use_ema: bool = True) -> Dict[str, torch.T
         raise KeyError(f"{path} has neither 'state_dict_ema' nor 'state_dict' "
                        f'(top-level keys: {sorted(checkpoint)[:10]})')
     return checkpoint  # a bare state dict, as timm saves it
+
+
+def _infer_width(converted: Dict[str, torch.Tensor]) -> float:
+    """Width multiplier from the stem's output channels (16 * width, rounded to a multiple of 4)."""
+    from ..models.backbones.ghostnetv3 import STEM_CHANNELS, make_divisible
+    stem = converted['backbone.stem.conv.weight'].shape[0]
+    last = converted.get('backbone.stages.9.conv.weight')
+    for width in (0.5, 0.75, 1.0, 1.3, 1.6, *(w / 20 for w in range(5, 61))):
+        if make_divisible(STEM_CHANNELS * width) == stem and (
+                last is None or make_divisible(960 * width) == last.shape[0]):
+            return width
+    raise ValueError(f'cannot infer the width multiplier from a stem of {stem} channels')
+
+
+def convert_and_verify_ghostnetv3(src: str, out: str, use_ema: bool = True,
+                                  overwrite: bool = False) -> dict:
+    """Convert ``src``, load the result strictly into the matching mmcompact classifier, save ``out``.
+
+    Unknown source keys and keys the model misses are both errors that list them by name.
+    """
+    from mmengine.registry import MODELS
+
+    from .io import save_atomic
+    if os.path.exists(out) and not overwrite:
+        raise FileExistsError(f'{out} already exists; choose another output path or pass --force')
+    converted, unknown = convert_ghostnetv3_state_dict(load_ghostnetv3_source(src, use_ema))
+    if unknown:
+        raise KeyError(f'{len(unknown)} key(s) of {src} are not GhostNetV3 keys: {unknown[:20]}')
+    if 'backbone.stem.conv.weight' not in converted:
+        raise KeyError(f'{src} has no stem weight (conv_stem.weight): is it a GhostNetV3 checkpoint?')
+    width = _infer_width(converted)
+    deploy = any(k.endswith('.fused.weight') for k in converted)
+    num_classes, hidden = converted['head.fc.weight'].shape
+    model = MODELS.build(dict(
+        type='mmpretrain.ImageClassifier',
+        backbone=dict(type='mmcompact.GhostNetV3', widen_factor=width, deploy=deploy),
+        neck=dict(type='mmpretrain.GlobalAveragePooling'),
+        head=dict(type='mmcompact.GhostNetV3ClsHead', num_classes=num_classes,
+                  in_channels=converted['head.conv_head.weight'].shape[1], hidden_channels=hidden)))
+    result = model.load_state_dict(converted, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise KeyError(f'converted keys do not match GhostNetV3 {width}x: missing {result.missing_keys[:20]}, '
+                       f'unexpected {result.unexpected_keys[:20]}')
+    save_atomic(dict(meta=dict(source=os.path.abspath(src), ema=use_ema, width=width, deploy=deploy),
+                     state_dict=converted), out, overwrite=overwrite)
+    form = 'deploy' if deploy else 'training'
+    hint = f"configs/ghostnetv3/{'deploy/' if deploy else ''}ghostnetv3-{width}x_8xb128_in1k" \
+           f"{'_deploy' if deploy else ''}.py"
+    return dict(out=out, num_keys=len(converted), width=width, form=form, num_classes=num_classes,
+                config_hint=hint)

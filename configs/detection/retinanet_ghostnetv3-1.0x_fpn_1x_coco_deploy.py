@@ -1,0 +1,3 @@
+# Deploy form of retinanet_ghostnetv3-1.0x_fpn_1x_coco.py (loads checkpoints written by tools/fold.py).
+_base_ = './retinanet_ghostnetv3-1.0x_fpn_1x_coco.py'
+model = dict(backbone=dict(deploy=True))

@@ -1,0 +1,126 @@
+"""Library functions behind the tools: build models from configs, deploy configs, checked folding."""
+import copy
+import inspect
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+from mmengine.runner import load_checkpoint
+from torch import nn
+
+from .checkpoint import save_atomic
+from .reparam import foldable_modules, max_abs_diff, reparameterize_model
+
+
+def load_config(path: str, cfg_options: Optional[Dict[str, Any]] = None) -> Config:
+    """Read a config (``_base_`` inheritance, ``custom_imports``) and apply ``--cfg-options`` overrides."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'config file {path!r} does not exist (check the path)')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if 'model' not in cfg:
+        raise KeyError(f"config {path!r} has no 'model' key: expected an mmdet/mmpretrain model config")
+    return cfg
+
+
+def build_model(cfg: Config, checkpoint: Optional[str] = None, device: str = 'cpu') -> nn.Module:
+    """Build ``cfg.model`` in the config's default scope and load ``checkpoint`` strictly (safe loading)."""
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    model = MODELS.build(cfg.model)
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    return model.to(device)
+
+
+def _accepts_deploy(type_name) -> bool:
+    cls = type_name if inspect.isclass(type_name) else MODELS.get(type_name)
+    return cls is not None and 'deploy' in inspect.signature(cls.__init__).parameters
+
+
+def deploy_config(cfg: Config) -> Tuple[Config, List[str]]:
+    """A copy of ``cfg`` with ``deploy=True`` on every model component that takes a ``deploy`` argument.
+
+    Returns (config, paths of the components switched), e.g. ``['model.backbone']``.
+    """
+    cfg = copy.deepcopy(cfg)
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    switched = []
+
+    def visit(node, path):
+        if isinstance(node, dict):
+            if 'type' in node and _accepts_deploy(node['type']):
+                node['deploy'] = True
+                switched.append(path)
+            for key, value in node.items():
+                visit(value, f'{path}.{key}')
+        elif isinstance(node, (list, tuple)):
+            for i, value in enumerate(node):
+                visit(value, f'{path}.{i}')
+
+    visit(cfg.model, 'model')
+    return cfg, switched
+
+
+def random_inputs(shape: Sequence[int] = (2, 3, 224, 224), seed: int = 0) -> torch.Tensor:
+    """A deterministic random batch of images (N, 3, H, W), standard normal, for equivalence checks."""
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def fold_and_check(model: nn.Module, inputs: torch.Tensor) -> Tuple[nn.Module, float]:
+    """Fold an eval-mode copy of ``model``; return it with the max abs difference of their tensor outputs.
+
+    ``model`` itself is left untouched. Outputs are those of ``model(inputs)`` (mode 'tensor' for
+    mmdet/mmpretrain models: raw head outputs, so detections and logits are covered).
+    """
+    reference = copy.deepcopy(model).eval()
+    folded = reparameterize_model(copy.deepcopy(model).eval())
+    return folded, max_abs_diff(reference(inputs), folded(inputs))
+
+
+def fold_checkpoint(config: str, checkpoint: str, out: str, shape: Sequence[int] = (2, 3, 224, 224),
+                    tolerance: float = 1e-4, overwrite: bool = False,
+                    cfg_options: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Fold a trained checkpoint of ``config`` and write the deploy checkpoint ``out`` (atomically).
+
+    Checks the folded model against the original on a random batch, refuses to write when the max abs
+    difference exceeds ``tolerance``, and proves that ``out`` loads strictly into the deploy config
+    (``deploy_config``) with the same outputs. Returns a report (paths, diffs, params before/after).
+    Raises ValueError when there is nothing to fold or the check fails; never overwrites ``checkpoint``.
+    """
+    if os.path.abspath(out) == os.path.abspath(checkpoint):
+        raise ValueError(f'output {out!r} is the input checkpoint: choose another path, the input is '
+                         'never overwritten')
+    if os.path.exists(out) and not overwrite:
+        raise FileExistsError(f'{out} already exists; choose another output path or pass --force')
+    cfg = load_config(config, cfg_options)
+    model = build_model(cfg, checkpoint).eval()
+    pending = foldable_modules(model)
+    if not pending:
+        raise ValueError(f'nothing to fold: the model of {config} has no re-parameterizable modules '
+                         '(no module with switch_to_deploy() in training form); its checkpoint is already '
+                         'a deploy checkpoint')
+    inputs = random_inputs(shape)
+    folded, diff = fold_and_check(model, inputs)
+    report = dict(config=config, checkpoint=checkpoint, out=out, folded_modules=len(pending),
+                  max_abs_diff=diff, tolerance=tolerance,
+                  params_before=sum(p.numel() for p in model.parameters()),
+                  params_after=sum(p.numel() for p in folded.parameters()))
+    if not diff <= tolerance:
+        raise ValueError(f'folded model differs from the original by {diff:.3g} > tolerance {tolerance:g}; '
+                         'nothing was written. Check that the BatchNorm statistics are finite, or raise '
+                         '--tolerance for low-precision models.')
+    dcfg, switched = deploy_config(cfg)
+    deployed = build_model(dcfg).eval()
+    deployed.load_state_dict(folded.state_dict(), strict=True)
+    with torch.no_grad():
+        report['deploy_config_diff'] = max_abs_diff(folded(inputs), deployed(inputs))
+    report['deploy_switches'] = switched
+    save_atomic(dict(meta=dict(deploy=True, source_checkpoint=os.path.abspath(checkpoint),
+                               source_config=os.path.abspath(config), deploy_switches=switched,
+                               fold_max_abs_diff=diff),
+                     state_dict=folded.state_dict()), out, overwrite=overwrite)
+    return report
