@@ -124,3 +124,37 @@ def fold_checkpoint(config: str, checkpoint: str, out: str, shape: Sequence[int]
                                fold_max_abs_diff=diff),
                      state_dict=folded.state_dict()), out, overwrite=overwrite)
     return report
+
+
+def detection_inputs(batch_size: int, shape: Sequence[int], seed: int = 0):
+    """Random images (N, 3, H, W) in [0, 255] and the DetDataSamples mmdet's ``predict`` needs."""
+    from mmdet.structures import DetDataSample
+    h, w = shape
+    images = torch.rand(batch_size, 3, h, w, generator=torch.Generator().manual_seed(seed)) * 255
+    samples = []
+    for _ in range(batch_size):
+        sample = DetDataSample()
+        sample.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
+                                 batch_input_shape=(h, w), scale_factor=(1.0, 1.0)))
+        samples.append(sample)
+    return images, samples
+
+
+def match_detections(reference, candidate, iou_threshold: float = 0.99) -> Dict[str, float]:
+    """Match two detectors' ``pred_instances`` (one image): same label and IoU >= ``iou_threshold``.
+
+    Returns counts, the number of reference boxes matched, and the max score difference of matches.
+    """
+    from mmdet.structures.bbox import bbox_overlaps
+    ref, cand = reference.pred_instances, candidate.pred_instances
+    result = dict(reference=len(ref), candidate=len(cand), matched=0, max_score_diff=0.0)
+    if len(ref) == 0 or len(cand) == 0:
+        return result
+    iou = bbox_overlaps(ref.bboxes, cand.bboxes)
+    iou[ref.labels[:, None] != cand.labels[None, :]] = 0
+    best_iou, best = iou.max(dim=1)
+    hit = best_iou >= iou_threshold
+    result['matched'] = int(hit.sum())
+    if hit.any():
+        result['max_score_diff'] = float((ref.scores[hit] - cand.scores[best[hit]]).abs().max())
+    return result

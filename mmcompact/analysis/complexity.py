@@ -120,7 +120,9 @@ def complexity_table(train: Complexity, deploy: Optional[Complexity] = None) -> 
         header += ['params (deploy)', 'MACs (deploy)']
     rows = [header]
     for part in train.part_params:
-        row = ['  ' * part.count('.') + part, m(train.part_params[part]), m(train.part_macs[part])]
+        parent = next((p for p in train.part_params if part.startswith(p + '.')), None)
+        label = '  ' + part[len(parent) + 1:] if parent else part
+        row = [label, m(train.part_params[part]), m(train.part_macs[part])]
         if deploy is not None:
             row += [m(deploy.part_params[part]), m(deploy.part_macs[part])]
         rows.append(row)
@@ -131,13 +133,14 @@ def complexity_table(train: Complexity, deploy: Optional[Complexity] = None) -> 
     return rows
 
 
-def format_table(rows: List[List[str]]) -> str:
-    """Plain-text table with aligned columns (first column left, others right)."""
+def format_table(rows: List[List[str]], total_row: bool = True) -> str:
+    """Plain-text table, header first, aligned columns (first left, others right); with ``total_row``
+    the last row is set off by a rule."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for j, row in enumerate(rows):
         cells = [c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)]
         lines.append('  '.join(cells))
-        if j == 0 or j == len(rows) - 2:
+        if j == 0 or (total_row and j == len(rows) - 2):
             lines.append('  '.join('-' * w for w in widths))
     return '\n'.join(lines)
