@@ -3,8 +3,8 @@
     python tools/benchmark.py CONFIG [--batch-sizes 1 16] [--shape 224 224] [--iters 20]
                              [--timm ghostnetv3_100] [--device cpu|cuda]
 
-All figures are measured in this process, one model after another, with the same input; ratios are
-relative to timm's reparameterized model (the reference). timm is optional (--timm none to skip).
+All figures are measured in this process with the same input, the models taking turns call by call (so
+load drift hits all alike); ratios are relative to timm's reparameterized model (the reference). timm is optional (--timm none to skip).
 """
 import argparse
 import copy
@@ -52,19 +52,20 @@ def main(argv=None) -> int:
             reference = f'timm {args.timm} folded'
             models[reference] = timm_reparameterize(timm.create_model(args.timm).eval())
     print(f'device {device}, threads {torch.get_num_threads()}, torch {torch.__version__}, '
-          f'input {args.shape[0]}x{args.shape[1]}, median of {args.iters} runs')
+          f'input {args.shape[0]}x{args.shape[1]}, median of {args.iters} interleaved runs')
     header = ['model']
     for bs in args.batch_sizes:
         header += [f'bs{bs} ms', f'bs{bs} img/s'] + ([f'bs{bs} x ref'] if reference else [])
-    results = {name: {bs: measure_latency(m, bs, args.shape, args.warmup, args.iters, device)
-                      for bs in args.batch_sizes} for name, m in models.items()}
+    results = {bs: measure_latency(models, bs, args.shape, args.warmup, args.iters, device)
+               for bs in args.batch_sizes}
     rows = [header]
-    for name, per_bs in results.items():
+    for name in models:
         row = [name]
-        for bs, r in per_bs.items():
+        for bs in args.batch_sizes:
+            r = results[bs][name]
             row += [f"{r['ms']:.1f}", f"{r['img_per_s']:.1f}"]
             if reference:
-                row.append(f"{r['img_per_s'] / results[reference][bs]['img_per_s']:.2f}")
+                row.append(f"{r['img_per_s'] / results[bs][reference]['img_per_s']:.2f}")
         rows.append(row)
     print(format_table(rows, total_row=False))
     return 0

@@ -13,23 +13,25 @@ def _sync(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def measure_latency(model: nn.Module, batch_size: int, shape=(224, 224), warmup: int = 3,
-                    iters: int = 10, device: str = 'cpu') -> Dict[str, float]:
-    """Median wall time of ``model(x)`` for a (batch_size, 3, H, W) input, in eval mode.
+def measure_latency(models: Dict[str, nn.Module], batch_size: int, shape=(224, 224), warmup: int = 3,
+                    iters: int = 10, device: str = 'cpu') -> Dict[str, Dict[str, float]]:
+    """Median wall time of ``model(x)`` for a (batch_size, 3, H, W) input, eval mode, for each model.
 
-    Returns ``ms`` (median per batch), ``ms_min`` and ``img_per_s`` (from the median).
+    The models run round-robin (one call each per iteration), so drift in machine load or clock speed
+    affects all of them alike and their ratios stay meaningful. Returns, per name, ``ms`` (median per
+    batch), ``ms_min`` and ``img_per_s`` (from the median).
     """
     device = torch.device(device)
-    model = model.eval().to(device)
     x = torch.randn(batch_size, 3, *shape, device=device)
-    for _ in range(warmup):
-        model(x)
-    _sync(device)
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        model(x)
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
-    return dict(ms=median * 1e3, ms_min=min(times) * 1e3, img_per_s=batch_size / median)
+    models = {name: model.eval().to(device) for name, model in models.items()}
+    times = {name: [] for name in models}
+    for i in range(warmup + iters):
+        for name, model in models.items():
+            _sync(device)
+            start = time.perf_counter()
+            model(x)
+            _sync(device)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: dict(ms=statistics.median(t) * 1e3, ms_min=min(t) * 1e3,
+                       img_per_s=batch_size / statistics.median(t)) for name, t in times.items()}

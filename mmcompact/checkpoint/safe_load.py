@@ -77,16 +77,18 @@ def safe_load(filename: str, map_location=None):
     try:
         return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        if isinstance(err, UnsafeCheckpointError):
-            raise
+        refused = err if isinstance(err, UnsafeCheckpointError) else err.__context__
+        if isinstance(refused, UnsafeCheckpointError):  # raised by restricted_getattr inside torch.load
+            raise UnsafeCheckpointError(f'refused to load {filename!r}: {refused}. Nothing from the file '
+                                        'was executed.') from None
         match = re.search(r'(?:GLOBAL|global|function) ([\w.<>]+)', str(err))
         name = match.group(1) if match else '<unknown>'
         raise UnsafeCheckpointError(
             f"refused to load {filename!r}: it pickles the global '{name}', which is not on mmcompact's "
             "allow-list of what MMEngine checkpoints contain, so it may run code when unpickled. Nothing "
             'from the file was executed. If you trust this file, allow that global first: '
-            f"mmcompact.checkpoint.allow_globals(['{name}']) (or torch.serialization.add_safe_globals). "
-            f'Original message: {str(err).splitlines()[0]}') from None
+            f"mmcompact.checkpoint.allow_globals(['{name}']) (or torch.serialization.add_safe_globals)."
+        ) from None
 
 
 def install() -> None:

@@ -1,0 +1,89 @@
+"""The tools through their CLIs (in process: same argv parsing, exit codes and messages)."""
+import os
+
+import pytest
+import torch
+
+from conftest import ROOT, randomize_bn, run_tool
+from mmcompact.apis import build_model, deploy_config, load_config
+from mmcompact.checkpoint import safe_load, save_atomic
+from mmcompact.reparam import max_abs_diff
+
+CLS_CONFIG = os.path.join(ROOT, 'configs', 'ghostnetv3', 'ghostnetv3-0.5x_8xb128_in1k.py')
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """A 'trained' training-form GhostNetV3 0.5x checkpoint (random weights and BN statistics)."""
+    torch.manual_seed(0)
+    model = randomize_bn(build_model(load_config(CLS_CONFIG)))
+    path = tmp_path_factory.mktemp('ckpt') / 'trained.pth'
+    save_atomic({'state_dict': model.state_dict()}, str(path))
+    return model.eval(), path
+
+
+def test_fold_writes_a_checked_deploy_checkpoint(trained, tmp_path, cli):
+    model, checkpoint = trained
+    out = tmp_path / 'deploy.pth'
+    code, stdout, stderr = cli('fold.py', CLS_CONFIG, checkpoint, out, '--shape', 64, 64)
+    assert code == 0, stderr
+    assert 'max abs difference, folded vs original' in stdout and 'params: 3.395M -> 2.853M' in stdout
+    deployed = build_model(deploy_config(load_config(CLS_CONFIG))[0]).eval()
+    deployed.load_state_dict(safe_load(str(out))['state_dict'], strict=True)
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        assert max_abs_diff(model(x), deployed(x)) <= 1e-5
+    before = out.stat().st_mtime_ns
+    code, _, stderr = cli('fold.py', CLS_CONFIG, checkpoint, out, '--shape', 64, 64)
+    assert code == 1 and 'already exists' in stderr and out.stat().st_mtime_ns == before
+
+
+def test_fold_refuses_bad_requests(trained, tmp_path, cli):
+    _, checkpoint = trained
+    size = checkpoint.stat().st_size
+    code, _, stderr = cli('fold.py', CLS_CONFIG, checkpoint, checkpoint, '--force')
+    assert code == 1 and 'is the input checkpoint' in stderr and checkpoint.stat().st_size == size
+    code, _, stderr = cli('fold.py', CLS_CONFIG, tmp_path / 'missing.pth', tmp_path / 'o.pth')
+    assert code == 1 and 'missing.pth' in stderr and 'does not exist' in stderr
+    code, _, stderr = cli('fold.py', tmp_path / 'nope.py', checkpoint, tmp_path / 'o.pth')
+    assert code == 1 and 'nope.py' in stderr and 'does not exist' in stderr
+    code, _, stderr = cli('fold.py', CLS_CONFIG, checkpoint, tmp_path / 'o.pth', '--tolerance', 0,
+                          '--shape', 64, 64)
+    assert code == 1 and 'nothing was written' in stderr and not (tmp_path / 'o.pth').exists()
+
+
+def test_fold_reports_a_model_with_nothing_to_fold(tmp_path, cli):
+    config = tmp_path / 'resnet18.py'
+    config.write_text("_base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'\n")
+    checkpoint = save_atomic({'state_dict': build_model(load_config(str(config))).state_dict()},
+                             str(tmp_path / 'r18.pth'))
+    code, _, stderr = cli('fold.py', config, checkpoint, tmp_path / 'o.pth')
+    assert code == 1 and 'nothing to fold' in stderr and not (tmp_path / 'o.pth').exists()
+
+
+def test_flops_cli_prints_both_forms_per_part(cli, tmp_path):
+    code, stdout, stderr = cli('flops.py', CLS_CONFIG, '--shape', 224, 224)
+    assert code == 0, stderr
+    assert 'multiply-accumulates' in stdout
+    total = next(line for line in stdout.splitlines() if line.startswith('total')).split()
+    assert total[1:] == ['3.395M', '117.528M', '2.853M', '49.641M']
+    assert '  stages.9' in stdout and 'head' in stdout
+    code, stdout, _ = cli('flops.py', CLS_CONFIG, '--deploy', '--shape', 224, 224)
+    assert code == 0 and 'MACs (deploy)' in stdout and '49.641M' in stdout
+    code, _, stderr = cli('flops.py', tmp_path / 'none.py')
+    assert code == 1 and 'does not exist' in stderr
+
+
+def test_benchmark_cli_measures_against_timm(cli):
+    pytest.importorskip('timm')
+    code, stdout, stderr = cli('benchmark.py', CLS_CONFIG, '--batch-sizes', 1, '--shape', 64, 64,
+                               '--iters', 1, '--warmup', 0, '--timm', 'ghostnetv3_050')
+    assert code == 0, stderr
+    assert 'mmcompact folded' in stdout and 'timm ghostnetv3_050 folded' in stdout and 'x ref' in stdout
+
+
+def test_demo_main_job_runs_in_a_fresh_process(tmp_path):
+    result = run_tool('tools/demo.py', '--shape', '128', '160', '--work-dir', str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert '100 matched' in result.stdout and 'loads strictly' in result.stdout
+    assert (tmp_path / 'retinanet_ghostnetv3_deploy.pth').exists()
