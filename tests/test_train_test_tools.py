@@ -1,0 +1,74 @@
+"""tools/train.py -> tools/test.py -> tools/fold.py -> tools/test.py on the deploy form, end to end on a
+tiny generated image-folder dataset (the normal MMEngine runner, mmpretrain's CustomDataset)."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT
+
+CONFIG = '''
+_base_ = ['{root}/configs/ghostnetv3/ghostnetv3-0.5x_8xb128_in1k.py']
+model = dict(head=dict(num_classes=2, topk=(1, )))
+data_preprocessor = dict(num_classes=2)
+pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(48, 48)), dict(type='PackInputs')]
+def _loader(split):
+    return dict(batch_size=4, num_workers=0, persistent_workers=False,
+                sampler=dict(type='DefaultSampler', shuffle=split == 'train'),
+                dataset=dict(_delete_=True, type='CustomDataset', data_root='{data}', data_prefix=split,
+                             pipeline=pipeline))
+train_dataloader = _loader('train')
+val_dataloader = _loader('val')
+test_dataloader = _loader('val')
+val_evaluator = dict(type='Accuracy', topk=(1, ))
+test_evaluator = val_evaluator
+train_cfg = dict(by_epoch=True, max_epochs=2, val_interval=1)
+optim_wrapper = dict(optimizer=dict(lr=0.01))
+default_hooks = dict(logger=dict(interval=1))
+'''
+
+
+@pytest.fixture(scope='module')
+def tiny_config(tmp_path_factory):
+    root = tmp_path_factory.mktemp('tiny')
+    rng = np.random.default_rng(0)
+    for split in ('train', 'val'):
+        for label, tint in (('red', (200, 30, 30)), ('blue', (30, 30, 200))):
+            folder = root / 'data' / split / label
+            folder.mkdir(parents=True)
+            for i in range(4):
+                pixels = np.clip(rng.normal(tint, 40, size=(40, 40, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f'{i}.png')
+    config = root / 'tiny_ghostnetv3.py'
+    config.write_text(CONFIG.format(root=ROOT, data=root / 'data'))
+    return config, root
+
+
+def test_train_test_fold_test(tiny_config, cli):
+    config, root = tiny_config
+    work_dir = root / 'work'
+    code, _, stderr = cli('train.py', config, '--work-dir', work_dir)
+    assert code == 0, stderr
+    checkpoint = work_dir / 'epoch_2.pth'
+    assert checkpoint.exists()
+    code, stdout, stderr = cli('test.py', config, checkpoint, '--work-dir', work_dir / 'test')
+    assert code == 0, stderr
+    accuracy = float(stdout.split('accuracy/top1: ')[1].split()[0])
+    deploy = root / 'deploy.pth'
+    code, _, stderr = cli('fold.py', config, checkpoint, deploy, '--shape', 48, 48)
+    assert code == 0, stderr
+    code, stdout, stderr = cli('test.py', config, deploy, '--work-dir', work_dir / 'test_deploy',
+                               '--cfg-options', 'model.backbone.deploy=True')
+    assert code == 0, stderr
+    assert float(stdout.split('accuracy/top1: ')[1].split()[0]) == accuracy
+    # resume continues from the last checkpoint (safe loading of the runner's own files)
+    code, _, stderr = cli('train.py', config, '--work-dir', work_dir, '--resume',
+                          '--cfg-options', 'train_cfg.max_epochs=3')
+    assert code == 0, stderr
+    assert (work_dir / 'epoch_3.pth').exists()
+
+
+def test_missing_config_and_checkpoint_are_named(cli, tmp_path, tiny_config):
+    code, _, stderr = cli('train.py', tmp_path / 'none.py')
+    assert code == 1 and 'none.py' in stderr
+    code, _, stderr = cli('test.py', tiny_config[0], tmp_path / 'none.pth')
+    assert code == 1 and 'none.pth' in stderr and 'does not exist' in stderr

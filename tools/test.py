@@ -1,0 +1,50 @@
+"""Evaluate a checkpoint of any mmcompact / mmdet / mmpretrain config with the MMEngine runner
+(COCO mAP through pycocotools for detectors, top-1/top-5 for classifiers, as the config's evaluator says).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options k=v ...]
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import DictAction
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--work-dir', help='output folder (default: work_dirs/<config name>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import mmcompact  # noqa: F401
+    from mmengine.runner import Runner
+
+    from mmcompact.apis import load_config
+    try:
+        cfg = load_config(args.config, args.cfg_options)
+        if not osp.isfile(args.checkpoint):
+            raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist (check the path)')
+    except (FileNotFoundError, KeyError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    metrics = Runner.from_cfg(cfg).test()
+    print(' '.join(f'{k}: {v:.4f}' if isinstance(v, float) else f'{k}: {v}' for k, v in metrics.items()))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
