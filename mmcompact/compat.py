@@ -15,4 +15,5 @@ def import_mmpretrain_heads():
         raise ImportError(
             f'mmpretrain 1.2.0 failed to import ({err}). It imports its multimodal models whenever '
             f'transformers >= 4.28 is installed, and those crash with transformers {transformers}. Fix: '
-            "`pip uninstall transformers` in this environment, or `pip install 'transformers<4.28'`.") from err
+            "`pip uninstall transformers` in this environment, or `pip install 'transformers<4.28'`."
+        ) from err

@@ -4,7 +4,8 @@
                              [--timm ghostnetv3_100] [--device cpu|cuda]
 
 All figures are measured in this process with the same input, the models taking turns call by call (so
-load drift hits all alike); ratios are relative to timm's reparameterized model (the reference). timm is optional (--timm none to skip).
+load drift hits all alike); ratios are relative to timm's reparameterized model (the reference).
+timm is optional (--timm none to skip).
 """
 import argparse
 import copy

@@ -131,7 +131,8 @@ def convert_and_verify_ghostnetv3(src: str, out: str, use_ema: bool = True,
                   in_channels=converted['head.conv_head.weight'].shape[1], hidden_channels=hidden)))
     result = model.load_state_dict(converted, strict=False)
     if result.missing_keys or result.unexpected_keys:
-        raise KeyError(f'converted keys do not match GhostNetV3 {width}x: missing {result.missing_keys[:20]}, '
+        raise KeyError(f'converted keys do not match GhostNetV3 {width}x: '
+                       f'missing {result.missing_keys[:20]}, '
                        f'unexpected {result.unexpected_keys[:20]}')
     save_atomic(dict(meta=dict(source=os.path.abspath(src), ema=use_ema, width=width, deploy=deploy),
                      state_dict=converted), out, overwrite=overwrite)

@@ -20,7 +20,7 @@ class FoldError(RuntimeError):
 
 
 def check_foldable_norm(norm: nn.Module, path: str = '') -> None:
-    """Raise if ``norm`` is not a BatchNorm that folds into a conv (GroupNorm, LayerNorm, BN without stats)."""
+    """Raise FoldError unless ``norm`` is a BatchNorm with running statistics (it folds into a conv)."""
     where = f" at '{path}'" if path else ''
     if not isinstance(norm, _BatchNorm):
         raise FoldError(
@@ -52,7 +52,7 @@ def fuse_conv_bn_weights(kernel: torch.Tensor, conv_bias: Optional[torch.Tensor]
 
 def identity_kernel(channels: int, groups: int, kernel_size: Tuple[int, int],
                     device=None) -> torch.Tensor:
-    """The (C, C/groups, kh, kw) float64 kernel of a grouped conv that returns its input (odd kernel sizes)."""
+    """The (C, C/groups, kh, kw) float64 kernel of a grouped conv that returns its input (odd kh, kw)."""
     kh, kw = kernel_size
     if kh % 2 == 0 or kw % 2 == 0:
         raise ValueError(f'an identity branch needs an odd kernel size, got {kernel_size}')

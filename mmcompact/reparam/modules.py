@@ -4,7 +4,7 @@ Both follow the OpenMMLab convention: ``deploy=True`` at construction builds the
 conv with bias), and ``switch_to_deploy()`` turns a trained training-form module into exactly that form, so
 a folded checkpoint loads strictly into a deploy config.
 """
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Tuple, Union
 
 import torch
 from mmcv.cnn import build_activation_layer, build_norm_layer
@@ -30,7 +30,7 @@ def _require_eval(module: nn.Module) -> None:
             'inplace=False) works on a copy if you want to keep training the original).')
 
 
-def _folded_conv(like: nn.Conv2d, kernel: torch.Tensor, bias: torch.Tensor,
+def make_folded_conv(like: nn.Conv2d, kernel: torch.Tensor, bias: torch.Tensor,
                  requires_grad: bool) -> nn.Conv2d:
     """A Conv2d with ``like``'s geometry holding the folded (float64) kernel and bias in ``like``'s dtype."""
     conv = nn.Conv2d(like.in_channels, like.out_channels, like.kernel_size, like.stride, like.padding,
@@ -85,7 +85,7 @@ class ConvBN(nn.Module):
             return
         _require_eval(self)
         kernel, bias = self.kernel_bias()
-        self.conv = _folded_conv(self.conv, kernel, bias, self.conv.weight.requires_grad)
+        self.conv = make_folded_conv(self.conv, kernel, bias, self.conv.weight.requires_grad)
         self.bn = None
         self.deploy = True
 
@@ -169,7 +169,7 @@ class RepConvBN(nn.Module):
         _require_eval(self)
         kernel, bias = self.kernel_bias()
         requires_grad = any(p.requires_grad for p in self.parameters())
-        self.fused = _folded_conv(self.branches[0].conv, kernel, bias, requires_grad)
+        self.fused = make_folded_conv(self.branches[0].conv, kernel, bias, requires_grad)
         del self.branches, self.scale, self.identity
         self.deploy = True
 

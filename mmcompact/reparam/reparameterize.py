@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .fuse import FoldError, check_foldable_norm, fuse_conv_bn_weights
-from .modules import ConvBN, _folded_conv
+from .modules import ConvBN, make_folded_conv
 
 
 def _post_order(module: nn.Module, prefix: str = ''):
@@ -80,7 +80,7 @@ def fuse_conv_bn_pairs(model: nn.Module) -> nn.Module:
             if module.norm.training:
                 raise FoldError(f"'{name}' is in training mode: call model.eval() before fusing conv+BN.")
             kernel, bias = fuse_conv_bn_weights(module.conv.weight, module.conv.bias, module.norm)
-            module.conv = _folded_conv(module.conv, kernel, bias, module.conv.weight.requires_grad)
+            module.conv = make_folded_conv(module.conv, kernel, bias, module.conv.weight.requires_grad)
             setattr(module, module.norm_name, nn.Identity())
             module.with_norm = False
         elif isinstance(module, nn.Sequential):
@@ -92,7 +92,8 @@ def fuse_conv_bn_pairs(model: nn.Module) -> nn.Module:
                     if bn.training:
                         raise FoldError(f"'{name}.{bn_key}' is in training mode: call model.eval() first.")
                     kernel, bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn)
-                    module._modules[conv_key] = _folded_conv(conv, kernel, bias, conv.weight.requires_grad)
+                    module._modules[conv_key] = make_folded_conv(conv, kernel, bias,
+                                                                 conv.weight.requires_grad)
                     module._modules[bn_key] = nn.Identity()
     return model
 

@@ -169,7 +169,7 @@ class GhostNetV3(BaseModule):
         self.widen_factor, self.out_indices = widen_factor, tuple(out_indices)
         self.frozen_stages, self.norm_eval = frozen_stages, norm_eval
 
-        channels = make_divisible(STEM_CHANNELS * widen_factor)
+        stem_channels = channels = make_divisible(STEM_CHANNELS * widen_factor)
         self.stem = ConvBN(3, channels, 3, 2, norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.stage_channels = []
         self.stages = nn.ModuleList()
@@ -189,7 +189,6 @@ class GhostNetV3(BaseModule):
         last = make_divisible(LAST_CHANNELS * widen_factor)
         self.stages.append(ConvBN(channels, last, 1, norm_cfg=norm_cfg, act_cfg=act_cfg))
         self.stage_channels.append(last)
-        stem_channels = make_divisible(STEM_CHANNELS * widen_factor)
         self.out_channels = tuple(stem_channels if i == -1 else self.stage_channels[i]
                                   for i in self.out_indices)
         self._freeze_stages()
