@@ -16,13 +16,14 @@ WIDTHS = {0.5: 'ghostnetv3_050', 1.0: 'ghostnetv3_100', 1.3: 'ghostnetv3_130', 1
 
 
 def build_classifier(width, num_classes=1000, deploy=False):
-    from mmengine.registry import MODELS
-    return MODELS.build(dict(
-        type='mmpretrain.ImageClassifier',
-        backbone=dict(type='mmcompact.GhostNetV3', widen_factor=width, deploy=deploy),
-        neck=dict(type='mmpretrain.GlobalAveragePooling'),
-        head=dict(type='mmcompact.GhostNetV3ClsHead', num_classes=num_classes,
-                  in_channels=make_divisible(960 * width))))
+    from mmengine.registry import MODELS, DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(dict(
+            type='ImageClassifier',
+            backbone=dict(type='mmcompact.GhostNetV3', widen_factor=width, deploy=deploy),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='mmcompact.GhostNetV3ClsHead', num_classes=num_classes,
+                      in_channels=make_divisible(960 * width))))
 
 
 def timm_model(width, seed=0):

@@ -110,7 +110,7 @@ def convert_and_verify_ghostnetv3(src: str, out: str, use_ema: bool = True,
 
     Unknown source keys and keys the model misses are both errors that list them by name.
     """
-    from mmengine.registry import MODELS
+    from mmengine.registry import MODELS, DefaultScope
 
     from .io import save_atomic
     if os.path.exists(out) and not overwrite:
@@ -123,12 +123,13 @@ def convert_and_verify_ghostnetv3(src: str, out: str, use_ema: bool = True,
     width = _infer_width(converted)
     deploy = any(k.endswith('.fused.weight') for k in converted)
     num_classes, hidden = converted['head.fc.weight'].shape
-    model = MODELS.build(dict(
-        type='mmpretrain.ImageClassifier',
-        backbone=dict(type='mmcompact.GhostNetV3', widen_factor=width, deploy=deploy),
-        neck=dict(type='mmpretrain.GlobalAveragePooling'),
-        head=dict(type='mmcompact.GhostNetV3ClsHead', num_classes=num_classes,
-                  in_channels=converted['head.conv_head.weight'].shape[1], hidden_channels=hidden)))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(dict(
+            type='ImageClassifier',
+            backbone=dict(type='mmcompact.GhostNetV3', widen_factor=width, deploy=deploy),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='mmcompact.GhostNetV3ClsHead', num_classes=num_classes,
+                      in_channels=converted['head.conv_head.weight'].shape[1], hidden_channels=hidden)))
     result = model.load_state_dict(converted, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise KeyError(f'converted keys do not match GhostNetV3 {width}x: '

@@ -21,8 +21,10 @@ class GhostNetV3ClsHead(LinearClsHead):
     """
 
     def __init__(self, num_classes: int, in_channels: int, hidden_channels: int = 1280,
-                 dropout_ratio: float = 0.2, **kwargs):
-        super().__init__(num_classes, hidden_channels, **kwargs)
+                 dropout_ratio: float = 0.2,
+                 loss: dict = dict(type='mmpretrain.CrossEntropyLoss', loss_weight=1.0), **kwargs):
+        # The loss type carries its scope, so the head builds under any default scope (mmdet, mmengine).
+        super().__init__(num_classes, hidden_channels, loss=loss, **kwargs)
         self.conv_head = nn.Conv2d(in_channels, hidden_channels, 1, bias=True)
         self.dropout_ratio = dropout_ratio
 
