@@ -1,10 +1,13 @@
 """Registries of the ``mmcompact`` scope.
 
-``MODELS`` is a child of MMEngine's root model registry, so a component registered here is found from
-stock mmdet and mmpretrain configs as ``type='mmcompact.Name'`` once ``custom_imports`` (or any import)
-has loaded ``mmcompact``.
+Each is a child of MMEngine's root registry of the same kind, so a component registered here is found
+from stock mmdet and mmpretrain configs as ``type='mmcompact.Name'`` once ``custom_imports`` (or any
+import) has loaded ``mmcompact``.
 """
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
-MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmcompact', locations=['mmcompact.models'])
+MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmcompact',
+                  locations=['mmcompact.models', 'mmcompact.distill'])
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmcompact', locations=['mmcompact.engine'])

@@ -49,3 +49,45 @@ def cli(capsys, monkeypatch):
         return code, out, err
 
     return call
+
+
+def make_image_folder(root, per_class: int = 4, size: int = 40, seed: int = 0):
+    """mmpretrain CustomDataset layout: root/{train,val}/{red,blue}/*.png, colour-tinted noise."""
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    for split in ('train', 'val'):
+        for label, tint in (('red', (200, 30, 30)), ('blue', (30, 30, 200))):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                pixels = np.clip(rng.normal(tint, 40, size=(size, size, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f'{i}.png')
+    return root
+
+
+def make_coco(root, num_images: int = 4, size=(96, 128), num_classes: int = 2, seed: int = 0):
+    """A tiny COCO-format detection set: root/images/*.png and root/annotations.json (filled rectangles)."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    (root / 'images').mkdir(parents=True)
+    images, annotations = [], []
+    for i in range(num_images):
+        h, w = size
+        pixels = rng.integers(0, 80, size=(h, w, 3)).astype(np.uint8)
+        for j in range(2):
+            bw, bh = int(rng.integers(20, 50)), int(rng.integers(20, 40))
+            x, y = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
+            label = int(rng.integers(0, num_classes))
+            pixels[y:y + bh, x:x + bw] = (220, 40, 40) if label == 0 else (40, 220, 40)
+            annotations.append(dict(id=len(annotations) + 1, image_id=i + 1, category_id=label + 1,
+                                    bbox=[x, y, bw, bh], area=bw * bh, iscrowd=0))
+        Image.fromarray(pixels).save(root / 'images' / f'{i}.png')
+        images.append(dict(id=i + 1, file_name=f'{i}.png', height=h, width=w))
+    categories = [dict(id=k + 1, name=f'class{k}') for k in range(num_classes)]
+    (root / 'annotations.json').write_text(json.dumps(dict(images=images, annotations=annotations,
+                                                           categories=categories)))
+    return root

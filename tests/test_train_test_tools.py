@@ -1,10 +1,8 @@
 """tools/train.py -> tools/test.py -> tools/fold.py -> tools/test.py on the deploy form, end to end on a
 tiny generated image-folder dataset (the normal MMEngine runner, mmpretrain's CustomDataset)."""
-import numpy as np
 import pytest
-from PIL import Image
 
-from conftest import ROOT
+from conftest import ROOT, make_image_folder
 
 CONFIG = '''
 _base_ = ['{root}/configs/ghostnetv3/ghostnetv3-0.5x_8xb128_in1k.py']
@@ -30,14 +28,7 @@ default_hooks = dict(logger=dict(interval=1))
 @pytest.fixture(scope='module')
 def tiny_config(tmp_path_factory):
     root = tmp_path_factory.mktemp('tiny')
-    rng = np.random.default_rng(0)
-    for split in ('train', 'val'):
-        for label, tint in (('red', (200, 30, 30)), ('blue', (30, 30, 200))):
-            folder = root / 'data' / split / label
-            folder.mkdir(parents=True)
-            for i in range(4):
-                pixels = np.clip(rng.normal(tint, 40, size=(40, 40, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(folder / f'{i}.png')
+    make_image_folder(root / 'data')
     config = root / 'tiny_ghostnetv3.py'
     config.write_text(CONFIG.format(root=ROOT, data=root / 'data'))
     return config, root

@@ -1,0 +1,12 @@
+"""Teacher-student distillation: distiller model, recorders, connectors, losses."""
+from .connectors import ConvBNConnector, SpatialConnector
+from .distiller import Distiller, load_model_config
+from .losses import (ChannelWiseDivergence, DenseHeadKDLoss, DKDLoss, FeatureMSELoss, KLDivergence,
+                     PKDLoss, SoftTargetCrossEntropy)
+from .recorders import Recorder
+
+__all__ = [
+    'ConvBNConnector', 'SpatialConnector', 'Distiller', 'load_model_config', 'ChannelWiseDivergence',
+    'DenseHeadKDLoss', 'DKDLoss', 'FeatureMSELoss', 'KLDivergence', 'PKDLoss', 'SoftTargetCrossEntropy',
+    'Recorder'
+]

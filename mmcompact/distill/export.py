@@ -1,0 +1,40 @@
+"""Export the student of a distiller: plain student checkpoint and, when foldable, the folded one."""
+import copy
+import os
+from typing import Dict, Sequence
+
+import torch
+
+from ..apis import fold_and_check, random_inputs
+from ..checkpoint import save_atomic
+from ..reparam import foldable_modules
+
+
+def export_student(distiller, state_dict: Dict[str, torch.Tensor], out_dir: str, fold: bool = True,
+                   check_shape: Sequence[int] = (2, 3, 224, 224), tolerance: float = 1e-4,
+                   overwrite: bool = False) -> dict:
+    """Write ``student.pth`` (and ``student_deploy.pth`` if folding applies) from a distiller state dict.
+
+    The student checkpoint holds exactly the student's keys (teacher and connectors dropped) and is
+    proven to load strictly into a copy of the student; the folded one is checked against it on a random
+    batch and refused beyond ``tolerance``. Returns paths and the fold difference.
+    """
+    student = copy.deepcopy(distiller.student)
+    student_state = distiller.student_state_dict(state_dict)
+    student.load_state_dict(student_state, strict=True)
+    os.makedirs(out_dir, exist_ok=True)
+    report = dict(student=save_atomic(dict(meta=dict(exported_from='mmcompact.Distiller'),
+                                           state_dict=student_state),
+                                      os.path.join(out_dir, 'student.pth'), overwrite=overwrite))
+    student.eval()
+    if fold and foldable_modules(student):
+        folded, diff = fold_and_check(student, random_inputs(check_shape).to(
+            next(student.parameters()).device))
+        if not diff <= tolerance:
+            raise ValueError(f'folded student differs by {diff:.3g} > {tolerance:g}; the folded checkpoint '
+                             'was not written')
+        report['fold_diff'] = diff
+        report['deploy'] = save_atomic(dict(meta=dict(deploy=True, fold_max_abs_diff=diff),
+                                            state_dict=folded.state_dict()),
+                                       os.path.join(out_dir, 'student_deploy.pth'), overwrite=overwrite)
+    return report

@@ -1,0 +1,5 @@
+"""Engine pieces: hooks for distillation training."""
+from .distill_hooks import (DistillLossWeightHook, StopDistillHook, StudentExportHook,
+                            schedule_factor)
+
+__all__ = ['DistillLossWeightHook', 'StopDistillHook', 'StudentExportHook', 'schedule_factor']
