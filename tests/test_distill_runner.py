@@ -154,3 +154,18 @@ def test_detection_distillation_through_the_runner(tmp_path):
     assert len(history(runner, 'loss_kd_cls')) == 6 and len(history(runner, 'loss_cls')) == 6
     assert 'val/coco/bbox_mAP' in runner.message_hub.log_scalars  # the student, through pycocotools
     assert not any('teacher' in k for k in safe_load(str(tmp_path / 'work' / 'iter_6.pth'))['state_dict'])
+
+
+def test_export_cli_writes_the_student_of_a_runner_checkpoint(cls_run, tmp_path, cli):
+    runner, work_dir = cls_run
+    config = tmp_path / 'distill.py'
+    runner.cfg.dump(str(config))
+    code, stdout, stderr = cli('export_student.py', config, work_dir / 'iter_8.pth', tmp_path / 'out',
+                               '--shape', 48, 48)
+    assert code == 0, stderr
+    exported = safe_load(str(tmp_path / 'out' / 'student.pth'))['state_dict']
+    from_hook = safe_load(str(work_dir / 'student.pth'))['state_dict']
+    assert exported.keys() == from_hook.keys() and all(torch.equal(exported[k], from_hook[k]) for k in exported)
+    assert (tmp_path / 'out' / 'student_deploy.pth').exists()
+    code, _, stderr = cli('export_student.py', config, work_dir / 'iter_8.pth', tmp_path / 'out')
+    assert code == 1 and 'already exists' in stderr

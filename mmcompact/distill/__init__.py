@@ -1,6 +1,7 @@
 """Teacher-student distillation: distiller model, recorders, connectors, losses."""
 from .connectors import ConvBNConnector, SpatialConnector
 from .distiller import Distiller, load_model_config
+from .export import distiller_checkpoint_state, export_student
 from .losses import (ChannelWiseDivergence, DenseHeadKDLoss, DKDLoss, FeatureMSELoss, KLDivergence,
                      PKDLoss, SoftTargetCrossEntropy)
 from .recorders import Recorder
@@ -8,5 +9,5 @@ from .recorders import Recorder
 __all__ = [
     'ConvBNConnector', 'SpatialConnector', 'Distiller', 'load_model_config', 'ChannelWiseDivergence',
     'DenseHeadKDLoss', 'DKDLoss', 'FeatureMSELoss', 'KLDivergence', 'PKDLoss', 'SoftTargetCrossEntropy',
-    'Recorder'
+    'Recorder', 'distiller_checkpoint_state', 'export_student'
 ]

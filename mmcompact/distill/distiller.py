@@ -50,7 +50,10 @@ def load_model_config(spec: Union[str, dict], role: str):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{role} config '{spec}' does not exist (looked for {path})")
     cfg = Config.fromfile(path)
-    return cfg.model, cfg.get('default_scope')
+    model = cfg.model
+    if 'data_preprocessor' in cfg:  # mmpretrain configs keep it at the top level
+        model.setdefault('data_preprocessor', cfg.data_preprocessor)
+    return model, cfg.get('default_scope')
 
 
 def build_in_scope(model_cfg: dict, scope: Optional[str]) -> nn.Module:
@@ -87,7 +90,8 @@ class Distiller(BaseModel):
         teacher_input: ``dict(mean=[...], std=[...], size=(H, W) or None)`` when the teacher was trained
             with another normalisation or input size than the student; inputs are converted from the
             student's normalisation (its data preprocessor's mean/std).
-        data_preprocessor: default: the student config's.
+        data_preprocessor: the student's preprocessor config (default: the one in the student config);
+            the distiller and the student share that one module.
     """
 
     def __init__(self, student, teacher, teacher_checkpoint: Optional[str] = None,
@@ -97,15 +101,17 @@ class Distiller(BaseModel):
                  data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
         student_cfg, student_scope = load_model_config(student, 'student')
         teacher_cfg, teacher_scope = load_model_config(teacher, 'teacher')
-        if data_preprocessor is None:
-            data_preprocessor = student_cfg.get('data_preprocessor')
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if data_preprocessor is not None:  # e.g. the top-level data_preprocessor of mmpretrain configs
+            student_cfg['data_preprocessor'] = data_preprocessor
+        super().__init__(init_cfg=init_cfg)
         if teacher_checkpoint is not None and not os.path.isfile(os.path.expanduser(teacher_checkpoint)):
             raise FileNotFoundError(f"teacher_checkpoint '{teacher_checkpoint}' does not exist: give the path "
                                     'of the trained teacher (model.teacher_checkpoint)')
         if teacher_forward not in ('auto', 'features', 'head'):
             raise ValueError(f"teacher_forward must be 'auto', 'features' or 'head', got {teacher_forward!r}")
         self.student = build_in_scope(student_cfg, student_scope)
+        # One preprocessor, the student's (the student model completes its config, e.g. its type).
+        self.data_preprocessor = self.student.data_preprocessor
         teacher_model = build_in_scope(teacher_cfg, teacher_scope)
         if teacher_checkpoint is not None:
             load_checkpoint(teacher_model, teacher_checkpoint, map_location='cpu', strict=True)

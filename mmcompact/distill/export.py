@@ -38,3 +38,14 @@ def export_student(distiller, state_dict: Dict[str, torch.Tensor], out_dir: str,
                                             state_dict=folded.state_dict()),
                                        os.path.join(out_dir, 'student_deploy.pth'), overwrite=overwrite)
     return report
+
+
+def distiller_checkpoint_state(checkpoint: dict, use_ema: bool = True) -> Dict[str, torch.Tensor]:
+    """The distiller weights to export from a runner checkpoint.
+
+    MMEngine's EMAHook stores the EMA weights as ``state_dict`` and the raw ones as ``ema_state_dict``
+    (keys prefixed ``module.``), so ``use_ema`` picks ``state_dict`` and ``use_ema=False`` the raw weights.
+    """
+    if use_ema or 'ema_state_dict' not in checkpoint:
+        return checkpoint['state_dict']
+    return {k[len('module.'):]: v for k, v in checkpoint['ema_state_dict'].items() if k.startswith('module.')}

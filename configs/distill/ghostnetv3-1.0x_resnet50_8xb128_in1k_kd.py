@@ -1,0 +1,50 @@
+# GhostNetV3 1.0x student distilled from a ResNet-50 teacher on ImageNet-1k (data/imagenet) with the
+# GhostNetV3 recipe: re-parameterized student, logit KD, SGD + cosine LR with warm-up, label smoothing 0.1,
+# EMA, RandAugment + RandomErasing, no Mixup/CutMix (paper: arXiv 2404.11202, 600 epochs; 300 here).
+# Put the teacher's mmpretrain checkpoint at the path below (e.g. resnet50_8xb32_in1k from the mmpretrain
+# model zoo). At the end of training the student is exported (student.pth, student_deploy.pth).
+_base_ = [
+    'mmpretrain::_base_/datasets/imagenet_bs128_mbv3.py',
+    'mmpretrain::_base_/default_runtime.py',
+]
+custom_imports = dict(imports=['mmcompact'], allow_failed_imports=False)
+
+model = dict(
+    type='mmcompact.Distiller',
+    student='{{fileDirname}}/../ghostnetv3/ghostnetv3-1.0x_8xb128_in1k.py',
+    teacher='mmpretrain::resnet/resnet50_8xb32_in1k.py',
+    teacher_checkpoint='checkpoints/resnet50_8xb32_in1k.pth',
+    student_recorders=dict(logits='head.fc'),
+    teacher_recorders=dict(logits='head.fc'),
+    distill_losses=dict(
+        loss_kd=dict(type='KLDivergence', tau=1.0, loss_weight=1.0, student='logits', teacher='logits')))
+
+bgr_mean = [103.53, 116.28, 123.675]
+bgr_std = [57.375, 57.12, 58.395]
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=224, backend='pillow'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='RandAugment', policies='timm_increasing', num_policies=2, total_level=10, magnitude_level=9,
+         magnitude_std=0.5, hparams=dict(pad_val=[round(x) for x in bgr_mean])),
+    dict(type='RandomErasing', erase_prob=0.25, mode='rand', min_area_ratio=0.02, max_area_ratio=1 / 3,
+         fill_color=bgr_mean, fill_std=bgr_std),
+    dict(type='PackInputs'),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+
+optim_wrapper = dict(
+    optimizer=dict(type='SGD', lr=0.4, momentum=0.9, weight_decay=4e-5, nesterov=True),
+    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=5, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=295, by_epoch=True, begin=5, end=300, eta_min=1e-5),
+]
+train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=1)
+val_cfg = dict()
+test_cfg = dict()
+custom_hooks = [
+    dict(type='EMAHook', momentum=1e-4, priority='ABOVE_NORMAL'),
+    dict(type='mmcompact.StudentExportHook'),
+]
+auto_scale_lr = dict(base_batch_size=1024)
