@@ -169,3 +169,14 @@ def test_export_cli_writes_the_student_of_a_runner_checkpoint(cls_run, tmp_path,
     assert (tmp_path / 'out' / 'student_deploy.pth').exists()
     code, _, stderr = cli('export_student.py', config, work_dir / 'iter_8.pth', tmp_path / 'out')
     assert code == 1 and 'already exists' in stderr
+
+
+def test_distillation_benchmark_cli(cli, tmp_path, cls_run):
+    runner, _ = cls_run
+    config = tmp_path / 'distill.py'
+    runner.cfg.dump(str(config))
+    code, stdout, stderr = cli('benchmark_distill.py', config, '--batch-size', 2, '--shape', 48, 48,
+                               '--iters', 2, '--warmup', 1)
+    assert code == 0, stderr
+    for row in ('student step', 'teacher forward', 'distillation step', 'overhead beyond the teacher'):
+        assert row in stdout

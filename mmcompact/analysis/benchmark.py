@@ -1,7 +1,7 @@
-"""Inference latency / throughput measurement (the benchmark tool's library side)."""
+"""Timing (the benchmark tools' library side): one interleaved timer for every comparison."""
 import statistics
 import time
-from typing import Dict
+from typing import Callable, Dict
 
 import torch
 from torch import nn
@@ -12,26 +12,63 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-@torch.no_grad()
-def measure_latency(models: Dict[str, nn.Module], batch_size: int, shape=(224, 224), warmup: int = 3,
-                    iters: int = 10, device: str = 'cpu') -> Dict[str, Dict[str, float]]:
-    """Median wall time of ``model(x)`` for a (batch_size, 3, H, W) input, eval mode, for each model.
+def time_interleaved(fns: Dict[str, Callable[[], object]], warmup: int = 3, iters: int = 10,
+                     device: str = 'cpu') -> Dict[str, Dict[str, float]]:
+    """Median wall time of each callable, run round-robin (one call each per iteration) so that drift in
+    machine load or clock speed affects all of them alike and their ratios stay meaningful.
 
-    The models run round-robin (one call each per iteration), so drift in machine load or clock speed
-    affects all of them alike and their ratios stay meaningful. Returns, per name, ``ms`` (median per
-    batch), ``ms_min`` and ``img_per_s`` (from the median).
+    Returns, per name, ``ms`` (median) and ``ms_min``.
     """
     device = torch.device(device)
-    x = torch.randn(batch_size, 3, *shape, device=device)
-    models = {name: model.eval().to(device) for name, model in models.items()}
-    times = {name: [] for name in models}
+    times = {name: [] for name in fns}
     for i in range(warmup + iters):
-        for name, model in models.items():
+        for name, fn in fns.items():
             _sync(device)
             start = time.perf_counter()
-            model(x)
+            fn()
             _sync(device)
             if i >= warmup:
                 times[name].append(time.perf_counter() - start)
-    return {name: dict(ms=statistics.median(t) * 1e3, ms_min=min(t) * 1e3,
-                       img_per_s=batch_size / statistics.median(t)) for name, t in times.items()}
+    return {name: dict(ms=statistics.median(t) * 1e3, ms_min=min(t) * 1e3) for name, t in times.items()}
+
+
+@torch.no_grad()
+def measure_latency(models: Dict[str, nn.Module], batch_size: int, shape=(224, 224), warmup: int = 3,
+                    iters: int = 10, device: str = 'cpu') -> Dict[str, Dict[str, float]]:
+    """Inference time of ``model(x)`` for a (batch_size, 3, H, W) input, eval mode, per model
+    (interleaved); adds ``img_per_s`` (from the median) to ``time_interleaved``'s figures."""
+    x = torch.randn(batch_size, 3, *shape, device=device)
+    fns = {name: (lambda m=model.eval().to(device): m(x)) for name, model in models.items()}
+    results = time_interleaved(fns, warmup, iters, device)
+    for r in results.values():
+        r['img_per_s'] = batch_size * 1e3 / r['ms']
+    return results
+
+
+def measure_distill_overhead(distiller: nn.Module, inputs: torch.Tensor, data_samples, warmup: int = 3,
+                             iters: int = 10, device: str = 'cpu') -> Dict[str, Dict[str, float]]:
+    """Training-step time of the student alone, of the distiller (student + teacher + distillation
+    losses), and the teacher's forward alone, interleaved on the same batch.
+
+    Adds ``overhead``: the distiller's step minus (student step + teacher forward), as a fraction of
+    that sum: what distillation itself costs beyond running the teacher.
+    """
+    distiller.train()
+    optimizer = torch.optim.SGD([p for p in distiller.parameters() if p.requires_grad], lr=1e-4)
+
+    def train_step(loss_fn):
+        losses = loss_fn(inputs, data_samples)
+        total = sum(sum(v) if isinstance(v, (list, tuple)) else v for k, v in losses.items() if 'loss' in k)
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+
+    results = time_interleaved({
+        'student step': lambda: train_step(distiller.student.loss),
+        'teacher forward': lambda: distiller.run_teacher(inputs),
+        'distillation step': lambda: train_step(distiller.loss),
+    }, warmup, iters, device)
+    base = results['student step']['ms'] + results['teacher forward']['ms']
+    results['overhead'] = dict(ms=results['distillation step']['ms'] - base,
+                               fraction=(results['distillation step']['ms'] - base) / base)
+    return results
