@@ -100,8 +100,9 @@ def test_pretrained_init_cfg_loads_a_classifier_checkpoint_with_prefix(tmp_path)
     model = GhostNetV3(widen_factor=0.5,
                        init_cfg=dict(type='Pretrained', checkpoint=path, prefix='backbone.'))
     model.init_weights()
+    loaded = model.state_dict()
     for key, value in source.state_dict().items():
-        assert torch.equal(model.state_dict()[key], value), key
+        assert torch.equal(loaded[key], value), key
 
 
 REGISTRATION_SCRIPT = textwrap.dedent('''
