@@ -137,6 +137,8 @@ def det_config(data_root, work_dir):
                    distill_losses=dict(loss_pkd=dict(type='PKDLoss', student='fpn', teacher='fpn'),
                                        loss_kd_cls=dict(type='DenseHeadKDLoss', tau=2, student='cls',
                                                         teacher='cls'))),
+        custom_hooks=[dict(type='mmcompact.TeacherValHook'),
+                      dict(type='mmcompact.StopDistillHook', stop_iter=4)],
         train_dataloader=loader(True), val_dataloader=val_loader,
         val_evaluator=dict(type='CocoMetric', ann_file=str(data_root / 'annotations.json'), metric='bbox'),
         train_cfg=dict(type='IterBasedTrainLoop', max_iters=6, val_interval=6), val_cfg=dict(type='ValLoop'),
@@ -150,8 +152,11 @@ def test_detection_distillation_through_the_runner(tmp_path):
     runner = Runner.from_cfg(det_config(data_root, tmp_path / 'work'))
     runner.train()
     pkd = history(runner, 'loss_pkd')
-    assert len(pkd) == 6 and pkd[-2:].mean() < pkd[:2].mean()
-    assert len(history(runner, 'loss_kd_cls')) == 6 and len(history(runner, 'loss_cls')) == 6
+    # StopDistillHook(stop_iter=4): 4 iterations with distillation, 2 without (the teacher stops running)
+    assert len(pkd) == 4 and pkd[-2:].mean() < pkd[:2].mean()
+    assert len(history(runner, 'loss_kd_cls')) == 4 and len(history(runner, 'loss_cls')) == 6
+    assert not runner.model.distill_enabled
+    assert 'teacher/coco/bbox_mAP' in runner.message_hub.log_scalars  # TeacherValHook, before training
     assert 'val/coco/bbox_mAP' in runner.message_hub.log_scalars  # the student, through pycocotools
     assert not any('teacher' in k for k in safe_load(str(tmp_path / 'work' / 'iter_6.pth'))['state_dict'])
 

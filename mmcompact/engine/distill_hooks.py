@@ -113,3 +113,34 @@ class StudentExportHook(Hook):
         runner.logger.info(f"exported the student ({source} weights) to {report['student']}"
                            + (f", folded to {report['deploy']} (max abs diff {report['fold_diff']:.2e})"
                               if 'deploy' in report else ''))
+
+
+@HOOKS.register_module()
+class TeacherValHook(Hook):
+    """Evaluates the teacher once, before training, on the validation set with the validation evaluator,
+    and logs its metrics under ``teacher/`` (e.g. ``teacher/coco/bbox_mAP``): the reference the student
+    is chasing. The teacher sees the student's data converted to its normalisation; a different teacher
+    input size is refused (predictions would be in the wrong coordinates)."""
+
+    priority = 'LOW'
+
+    def before_train(self, runner) -> None:
+        distiller = _distiller(runner)
+        if (distiller.teacher_input or {}).get('size') is not None:
+            raise ValueError('TeacherValHook cannot evaluate a teacher with its own input size '
+                             '(model.teacher_input.size): remove the hook or the size')
+        loop = getattr(runner, 'val_loop', None)
+        if loop is None:
+            raise ValueError('TeacherValHook needs val_dataloader, val_evaluator and val_cfg in the config')
+        import torch
+        for batch in loop.dataloader:
+            data = distiller.data_preprocessor(batch, False)
+            with torch.no_grad():
+                outputs = distiller.teacher(distiller.teacher_inputs(data['inputs']), data['data_samples'],
+                                            mode='predict')
+            loop.evaluator.process(data_samples=outputs, data_batch=batch)
+        metrics = loop.evaluator.evaluate(len(loop.dataloader.dataset))
+        for key, value in metrics.items():
+            runner.message_hub.update_scalar(f'teacher/{key}', value)
+        runner.logger.info('teacher: ' + ', '.join(f'{k}: {v:.4f}' if isinstance(v, float) else f'{k}: {v}'
+                                                   for k, v in metrics.items()))
