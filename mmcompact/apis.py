@@ -158,3 +158,21 @@ def match_detections(reference, candidate, iou_threshold: float = 0.99) -> Dict[
     if hit.any():
         result['max_score_diff'] = float((ref.scores[hit] - cand.scores[best[hit]]).abs().max())
     return result
+
+
+def setup_launcher(cfg: Config, launcher: str) -> None:
+    """Set ``cfg.launcher``; on machines without CUDA, make ``torchrun`` work on CPU.
+
+    MMEngine 0.10.7's pytorch launcher calls ``torch.cuda.set_device`` unconditionally. Without CUDA this
+    initialises the process group with gloo from the torchrun environment instead (MMEngine then skips
+    its own initialisation) and wraps the model in DDP without device ids.
+    """
+    cfg.launcher = launcher
+    if launcher != 'pytorch' or torch.cuda.is_available():
+        return
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel', broadcast_buffers=False)
+    wrapper.setdefault('device_ids', None)  # MMEngine would pass [LOCAL_RANK], a GPU index
+    cfg.model_wrapper_cfg = wrapper

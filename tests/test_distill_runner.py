@@ -185,3 +185,16 @@ def test_distillation_benchmark_cli(cli, tmp_path, cls_run):
     assert code == 0, stderr
     for row in ('student step', 'teacher forward', 'distillation step', 'overhead beyond the teacher'):
         assert row in stdout
+
+
+def test_torchrun_with_two_cpu_processes(data_root, tmp_path):
+    """tools/dist_train.sh (torchrun + MMEngine's launcher) trains a distiller with 2 processes on CPU."""
+    import subprocess
+    config = tmp_path / 'cfg.py'
+    cls_config(data_root, tmp_path / 'work', max_iters=4).dump(str(config))
+    env = dict(os.environ, PORT='29655', OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+    result = subprocess.run(['bash', 'tools/dist_train.sh', str(config), '2'], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / 'work' / 'iter_4.pth').exists() and (tmp_path / 'work' / 'student_deploy.pth').exists()
+    assert not any('teacher' in k for k in safe_load(str(tmp_path / 'work' / 'iter_4.pth'))['state_dict'])

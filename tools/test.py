@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     import mmcompact  # noqa: F401
     from mmengine.runner import Runner
 
-    from mmcompact.apis import load_config
+    from mmcompact.apis import load_config, setup_launcher
     try:
         cfg = load_config(args.config, args.cfg_options)
         if not osp.isfile(args.checkpoint):
@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     except (FileNotFoundError, KeyError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
-    cfg.launcher = args.launcher
+    setup_launcher(cfg, args.launcher)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint

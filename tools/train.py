@@ -31,13 +31,13 @@ def main(argv=None) -> int:
     import mmcompact  # noqa: F401  (registers components, safe checkpoint loading)
     from mmengine.runner import Runner
 
-    from mmcompact.apis import load_config
+    from mmcompact.apis import load_config, setup_launcher
     try:
         cfg = load_config(args.config, args.cfg_options)
     except (FileNotFoundError, KeyError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
-    cfg.launcher = args.launcher
+    setup_launcher(cfg, args.launcher)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
     if args.amp:

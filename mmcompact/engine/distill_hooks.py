@@ -7,6 +7,7 @@ import math
 import os
 from typing import Optional, Sequence
 
+from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper
@@ -100,6 +101,8 @@ class StudentExportHook(Hook):
         self.check_shape, self.tolerance = tuple(check_shape), tolerance
 
     def after_train(self, runner) -> None:
+        if not is_main_process():  # one writer under torchrun
+            return
         from ..distill.export import export_student
         distiller = _distiller(runner)
         state_dict, source = distiller.state_dict(), 'model'
