@@ -1,4 +1,5 @@
 """Re-parameterization: the one fold mechanism (math, blocks, model walker)."""
+from .convert import RepConvBNPair, find_conv_bn_pairs, reparameterize_conv_bn_pairs
 from .fuse import FoldError, fuse_conv_bn_weights, identity_kernel, pad_kernel
 from .modules import ConvBN, RepConvBN
 from .reparameterize import (foldable_modules, fuse_conv_bn_pairs, max_abs_diff,
@@ -6,5 +7,6 @@ from .reparameterize import (foldable_modules, fuse_conv_bn_pairs, max_abs_diff,
 
 __all__ = [
     'FoldError', 'fuse_conv_bn_weights', 'identity_kernel', 'pad_kernel', 'ConvBN', 'RepConvBN',
-    'foldable_modules', 'fuse_conv_bn_pairs', 'max_abs_diff', 'reparameterize_model'
+    'foldable_modules', 'fuse_conv_bn_pairs', 'max_abs_diff', 'reparameterize_model', 'RepConvBNPair',
+    'find_conv_bn_pairs', 'reparameterize_conv_bn_pairs'
 ]
