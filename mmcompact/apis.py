@@ -36,8 +36,11 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None, device: str = 'cp
 
 
 def _accepts_deploy(type_name) -> bool:
-    cls = type_name if inspect.isclass(type_name) else MODELS.get(type_name)
-    return cls is not None and 'deploy' in inspect.signature(cls.__init__).parameters
+    """Whether the registered class (or builder function) of ``type_name`` takes a ``deploy`` argument."""
+    builder = type_name if callable(type_name) else MODELS.get(type_name)
+    if builder is None:
+        return False
+    return 'deploy' in inspect.signature(builder.__init__ if inspect.isclass(builder) else builder).parameters
 
 
 def deploy_config(cfg: Config) -> Tuple[Config, List[str]]:

@@ -130,3 +130,28 @@ def test_training_mode_fold_is_refused():
     rep.train()
     with pytest.raises(FoldError, match=r'model.eval\(\)'):
         reparameterize_model(rep)
+
+
+def test_fold_tool_on_a_reparameterized_mmpretrain_classifier(tmp_path, cli):
+    import os
+
+    from conftest import ROOT
+    from mmcompact.apis import build_model, load_config
+    from mmcompact.checkpoint import safe_load
+    config = os.path.join(ROOT, 'configs', 'reparam', 'mobilenet-v2-reparam_8xb32_in1k.py')
+    model = randomize_bn(build_model(load_config(config)))
+    checkpoint = save_atomic({'state_dict': model.state_dict()}, str(tmp_path / 'trained.pth'))
+    code, stdout, stderr = cli('fold.py', config, checkpoint, tmp_path / 'deploy.pth', '--shape', 64, 64,
+                               '--tolerance', 1e-3)
+    assert code == 0, stderr
+    assert 'model.backbone' in stdout
+    plain_config = tmp_path / 'plain.py'
+    plain_config.write_text("_base_ = 'mmpretrain::mobilenet_v2/mobilenet-v2_8xb32_in1k.py'\n")
+    plain = build_model(load_config(str(plain_config)))
+    plain.load_state_dict(safe_load(str(tmp_path / 'deploy.pth'))['state_dict'], strict=True)
+    plain.eval()
+    model.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+        assert max_abs_diff(expected, plain(x)) / expected.abs().max() <= 5e-5
