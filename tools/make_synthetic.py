@@ -1,0 +1,61 @@
+"""Generate a deterministic synthetic dataset in a real format.
+
+    python tools/make_synthetic.py det OUT_DIR [--num-train 200] [--num-val 50] [--classes 6] [--seed 0]
+                                   [--min-size 256] [--max-size 512] [--force]
+    python tools/make_synthetic.py cls OUT_DIR [--num-train 600] [--num-val 120] [--classes 6] [--size 64]
+
+det: COCO format (OUT_DIR/{train,val}/*.png, OUT_DIR/annotations/instances_{train,val}.json), for mmdet's
+CocoDataset and CocoMetric. cls: mmpretrain CustomDataset layout (OUT_DIR/{train,val}/<class>/*.png).
+"""
+import argparse
+import os
+import sys
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('kind', choices=['det', 'cls'])
+    parser.add_argument('out_dir')
+    parser.add_argument('--num-train', type=int, default=None)
+    parser.add_argument('--num-val', type=int, default=None)
+    parser.add_argument('--classes', type=int, default=6)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--min-size', type=int, default=256, help='det: smallest image side')
+    parser.add_argument('--max-size', type=int, default=512, help='det: largest image side')
+    parser.add_argument('--size', type=int, default=64, help='cls: image side')
+    parser.add_argument('--force', action='store_true', help='write into a non-empty OUT_DIR')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from tqdm import tqdm
+
+    from mmcompact.datasets import make_classification, make_coco_detection
+    if os.path.isdir(args.out_dir) and os.listdir(args.out_dir) and not args.force:
+        print(f'error: {args.out_dir} is not empty; choose another folder or pass --force', file=sys.stderr)
+        return 1
+    defaults = (200, 50) if args.kind == 'det' else (600, 120)
+    num_train = defaults[0] if args.num_train is None else args.num_train
+    num_val = defaults[1] if args.num_val is None else args.num_val
+    if num_train < 1 or num_val < 1 or args.min_size > args.max_size or min(args.min_size, args.size) < 32:
+        print('error: --num-train/--num-val must be >= 1 and image sizes >= 32 with --min-size <= '
+              '--max-size', file=sys.stderr)
+        return 1
+    try:
+        with tqdm(total=num_train + num_val, desc=f'synthetic {args.kind}', unit='img') as bar:
+            if args.kind == 'det':
+                make_coco_detection(args.out_dir, num_train, num_val, args.classes, args.seed,
+                                    (args.min_size, args.max_size), progress=bar.update)
+            else:
+                make_classification(args.out_dir, num_train, num_val, args.classes, args.seed, args.size,
+                                    progress=bar.update)
+    except ValueError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    print(f'wrote {num_train} train + {num_val} val images to {args.out_dir}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
