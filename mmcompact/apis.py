@@ -179,3 +179,25 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
     wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel', broadcast_buffers=False)
     wrapper.setdefault('device_ids', None)  # MMEngine would pass [LOCAL_RANK], a GPU index
     cfg.model_wrapper_cfg = wrapper
+
+
+def schedule_overrides(iters: int) -> Dict[str, Any]:
+    """``--cfg-options`` that shorten/lengthen an iteration-based quick-start schedule to ``iters``
+    (train loop, validation at the end, linear warm-up over the first 10% (at most 30 iterations) then
+    cosine, final checkpoint)."""
+    warmup = max(1, min(30, iters // 10))
+    return {'train_cfg.max_iters': iters, 'train_cfg.val_interval': iters, 'param_scheduler.0.end': warmup,
+            'param_scheduler.1.begin': warmup, 'param_scheduler.1.end': iters,
+            'default_hooks.checkpoint.interval': iters}
+
+
+def evaluate(cfg: Config, checkpoint: str, work_dir: str) -> Dict[str, float]:
+    """Run the config's test loop (its evaluator: COCO mAP, top-1...) on ``checkpoint``; returns metrics."""
+    from mmengine.runner import Runner
+    if not os.path.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist (check the path)')
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir, cfg.load_from = work_dir, checkpoint
+    if 'visualizer' in cfg:  # MMEngine reuses a same-named visualizer (and its log folder) in one process
+        cfg.visualizer['name'] = f'visualizer:{os.path.abspath(work_dir)}'
+    return Runner.from_cfg(cfg).test()

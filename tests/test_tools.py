@@ -83,7 +83,16 @@ def test_benchmark_cli_measures_against_timm(cli):
 
 
 def test_demo_main_job_runs_in_a_fresh_process(tmp_path):
-    result = run_tool('tools/demo.py', '--shape', '128', '160', '--work-dir', str(tmp_path))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert '100 matched' in result.stdout and 'loads strictly' in result.stdout
-    assert (tmp_path / 'retinanet_ghostnetv3_deploy.pth').exists()
+    """The quick start, at a toy size: data, teacher, distilled student, evaluation, fold, table, plots."""
+    result = run_tool('tools/demo.py', '--work-dir', str(tmp_path), '--iters', '4', '--num-train', '8',
+                      '--num-val', '4')
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert 'max abs difference, folded vs original' in out and 'student deploy' in out
+    summary = out[out.index('[6/6] summary'):]
+    rows = {line.split('  ')[0]: line for line in summary.splitlines()[1:6]}
+    assert {'teacher', 'student', 'student deploy'} <= set(rows)
+    # folding keeps the mAP exactly (same detections) while cutting params and MACs
+    assert rows['student'].split()[-2:] == rows['student deploy'].split()[-2:]
+    for name in ('loss_curves.png', 'map.png', 'map_vs_flops.png', 'student/student_deploy.pth'):
+        assert (tmp_path / name).exists(), name

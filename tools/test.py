@@ -27,21 +27,16 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     import mmcompact  # noqa: F401
-    from mmengine.runner import Runner
-
-    from mmcompact.apis import load_config, setup_launcher
+    from mmcompact.apis import evaluate, load_config, setup_launcher
     try:
         cfg = load_config(args.config, args.cfg_options)
-        if not osp.isfile(args.checkpoint):
-            raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist (check the path)')
+        setup_launcher(cfg, args.launcher)
+        work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+            'work_dirs', osp.splitext(osp.basename(args.config))[0])
+        metrics = evaluate(cfg, args.checkpoint, work_dir)
     except (FileNotFoundError, KeyError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
-    setup_launcher(cfg, args.launcher)
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        'work_dirs', osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
-    metrics = Runner.from_cfg(cfg).test()
     print(' '.join(f'{k}: {v:.4f}' if isinstance(v, float) else f'{k}: {v}' for k, v in metrics.items()))
     return 0
 
