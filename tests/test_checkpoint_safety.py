@@ -4,7 +4,6 @@ import os
 
 import pytest
 import torch
-from mmengine.dataset import DefaultSampler  # noqa: F401  (registers the sampler used below)
 from mmengine.evaluator import BaseMetric
 from mmengine.model import BaseModel
 from mmengine.runner import Runner, load_checkpoint

@@ -3,7 +3,8 @@
 FLOPs here are multiply-accumulates (MACs) of convolutions and linear/matmul ops, counted by tracing with
 MMEngine's jit analysis with the op handles of ``mmengine.analysis.FlopAnalyzer`` (the counter mmdet's
 get_flops uses) for those ops only, everything else (BN, pooling, upsampling, activations) uncounted:
-the convention of the GhostNetV3 paper and most compact-model papers. BN is free in the deploy form anyway, since it folds into the conv before it.
+the convention of the GhostNetV3 paper and most compact-model papers. BN is free in the deploy form
+anyway, since it folds into the conv before it.
 """
 import copy
 import logging

@@ -7,7 +7,7 @@ eval mode, run under ``torch.no_grad()`` and only as far as the recorded outputs
 """
 import copy
 import os
-from typing import Dict, List, Optional, Union
+from typing import Dict, Optional, Union
 
 import torch
 from mmengine.config import Config, ConfigDict

@@ -4,7 +4,6 @@ The schedule and the stop are pure functions of the runner's iteration/epoch, wh
 restores, so a resumed run continues exactly where the interrupted one was.
 """
 import math
-import os
 from typing import Optional, Sequence
 
 from mmengine.dist import is_main_process
