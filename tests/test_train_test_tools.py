@@ -63,3 +63,30 @@ def test_missing_config_and_checkpoint_are_named(cli, tmp_path, tiny_config):
     assert code == 1 and 'none.py' in stderr
     code, _, stderr = cli('test.py', tiny_config[0], tmp_path / 'none.pth')
     assert code == 1 and 'none.pth' in stderr and 'does not exist' in stderr
+
+
+def test_deploy_hook_evaluates_and_exports_the_folded_ema_model(tiny_config, cli):
+    import torch
+
+    from mmcompact.apis import build_model, deploy_config, load_config
+    from mmcompact.checkpoint import safe_load
+    from mmcompact.reparam import max_abs_diff, reparameterize_model
+    config, root = tiny_config
+    work_dir = root / 'deploy_hook'
+    with_hooks = root / 'with_deploy_hook.py'
+    with_hooks.write_text(f"_base_ = '{config}'\ncustom_hooks = [dict(type='EMAHook', momentum=0.5), "
+                          "dict(type='mmcompact.DeployHook', check_shape=(1, 3, 48, 48))]\n")
+    code, _, stderr = cli('train.py', with_hooks, '--work-dir', work_dir)
+    assert code == 0, stderr
+    logs = '\n'.join(p.read_text() for p in work_dir.glob('*/*.log'))
+    assert 'DeployHook: folded model matches the training form' in logs
+    assert 'wrote the folded EMA weights' in logs
+    cfg = load_config(str(config))
+    model = build_model(cfg, str(work_dir / 'epoch_2.pth'))  # its state_dict holds the EMA weights
+    model.eval()
+    deployed = build_model(deploy_config(cfg)[0])
+    deployed.load_state_dict(safe_load(str(work_dir / 'deploy.pth'))['state_dict'], strict=True)
+    deployed.eval()
+    x = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        assert max_abs_diff(reparameterize_model(model)(x), deployed(x)) <= 1e-6

@@ -1,7 +1,9 @@
-"""Engine pieces: hooks for distillation training."""
+"""Engine pieces: hooks for re-parameterized and distillation training."""
+from .deploy_hook import DeployHook
 from .distill_hooks import (DistillLossWeightHook, StopDistillHook, StudentExportHook,
                             TeacherValHook, schedule_factor)
 
 __all__ = [
-    'DistillLossWeightHook', 'StopDistillHook', 'StudentExportHook', 'TeacherValHook', 'schedule_factor'
+    'DeployHook', 'DistillLossWeightHook', 'StopDistillHook', 'StudentExportHook', 'TeacherValHook',
+    'schedule_factor'
 ]
