@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import ROOT
-from mmcompact.apis import build_model, load_config
+from mmcompact.apis import build_model, detection_inputs, load_config
 
 CONFIGS = sorted(
     os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, 'configs', '**', '*.py'), recursive=True)
@@ -31,6 +31,9 @@ def test_config_builds_and_runs_forward(config):
         cfg.model.teacher_checkpoint = None
     model = build_model(cfg)
     model.eval()
+    x = torch.randn(1, 3, 64, 96)
+    # two-stage detectors need image metadata even in tensor mode (their RoI head runs on proposals)
+    samples = detection_inputs(1, (64, 96))[1] if hasattr(model, 'roi_head') else None
     with torch.no_grad():
-        out = model(torch.randn(1, 3, 64, 96), mode='tensor')
+        out = model(x, samples, mode='tensor')
     assert all(torch.isfinite(t).all() for t in tensors(out))
