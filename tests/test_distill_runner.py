@@ -190,9 +190,10 @@ def test_distillation_benchmark_cli(cli, tmp_path, cls_run):
 def test_torchrun_with_two_cpu_processes(data_root, tmp_path):
     """tools/dist_train.sh (torchrun + MMEngine's launcher) trains a distiller with 2 processes on CPU."""
     import subprocess
+    import sys
     config = tmp_path / 'cfg.py'
     cls_config(data_root, tmp_path / 'work', max_iters=4).dump(str(config))
-    env = dict(os.environ, PORT='29655', OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+    env = dict(os.environ, PORT='29655', OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore', PYTHON=sys.executable)
     result = subprocess.run(['bash', 'tools/dist_train.sh', str(config), '2'], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
