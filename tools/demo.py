@@ -13,8 +13,6 @@ About 7 minutes on 2 CPU cores; --large makes everything bigger for a GPU. Accur
 iterations on synthetic shapes is low in absolute terms: the point is the pipeline, end to end.
 """
 import argparse
-import glob
-import json
 import os
 import sys
 import time
@@ -52,15 +50,6 @@ def data_options(data_dir: str) -> dict:
 
 def cfg_options(options: dict) -> list:
     return ['--cfg-options'] + [f'{k}={v}' for k, v in options.items()]
-
-
-def scalars(work_dir: str) -> list:
-    """The training log MMEngine's LocalVisBackend wrote (latest run in ``work_dir``)."""
-    files = sorted(glob.glob(os.path.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    if not files:
-        return []
-    with open(files[-1]) as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def save_plots(out_dir: str, teacher_log: list, student_log: list, table: list) -> list:
@@ -123,7 +112,7 @@ def main(argv=None) -> int:
     import train as train_tool
 
     import mmcompact  # noqa: F401
-    from mmcompact.analysis import count_complexity, format_table, measure_latency
+    from mmcompact.analysis import count_complexity, format_table, measure_latency, read_scalars
     from mmcompact.apis import build_model, deploy_config, evaluate, load_config, schedule_overrides
     from mmcompact.checkpoint import safe_load
 
@@ -145,16 +134,13 @@ def main(argv=None) -> int:
     teacher_dir = os.path.join(work_dir, 'teacher')
     teacher_ckpt = os.path.join(teacher_dir, f'iter_{iters}.pth')
     step(2, total, f'train the teacher (RetinaNet-ResNet18-FPN, {iters} iterations) -> {teacher_dir}')
-    # Each run gets its own visualizer: MMEngine reuses an existing instance of the same name (and its
-    # log folder) within one process.
-    if train_tool.main([TEACHER, '--work-dir', teacher_dir] + cfg_options(
-            {**options, 'visualizer.name': 'teacher_visualizer'})):
+    if train_tool.main([TEACHER, '--work-dir', teacher_dir] + cfg_options(options)):
         return 1
 
     student_dir = os.path.join(work_dir, 'student')
     step(3, total, f'distill the re-parameterized GhostNetV3-0.5x student ({iters} iterations) -> {student_dir}')
     if train_tool.main([DISTILL, '--work-dir', student_dir] + cfg_options(
-            {**options, 'model.teacher_checkpoint': teacher_ckpt, 'visualizer.name': 'student_visualizer'})):
+            {**options, 'model.teacher_checkpoint': teacher_ckpt})):
         return 1
 
     step(4, total, 'fold the exported student and check it (tools/fold.py)')
@@ -192,7 +178,7 @@ def main(argv=None) -> int:
     print(f"\nfolding kept the student's mAP ({student_row['mAP']:.3f} -> {deploy_row['mAP']:.3f}) and cut its "
           f"params by {1 - deploy_row['params'] / student_row['params']:.0%} and MACs by "
           f"{1 - deploy_row['macs'] / student_row['macs']:.0%}.")
-    plots = save_plots(work_dir, scalars(teacher_dir), scalars(student_dir), table)
+    plots = save_plots(work_dir, read_scalars(teacher_dir), read_scalars(student_dir), table)
     print('plots: ' + ', '.join(plots))
     print(f'done in {(time.time() - start) / 60:.1f} min (torch threads: {torch.get_num_threads()})')
     return 0

@@ -40,6 +40,8 @@ def main(argv=None) -> int:
     setup_launcher(cfg, args.launcher)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if 'visualizer' in cfg:  # MMEngine reuses a same-named visualizer (and its log folder) in one process
+        cfg.visualizer['name'] = f'visualizer:{osp.abspath(cfg.work_dir)}'
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')

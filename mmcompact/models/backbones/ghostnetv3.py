@@ -84,7 +84,7 @@ class GhostModuleV3(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, act_cfg: Optional[dict], dfc: bool,
-                 num_branches: int, norm_cfg: dict, deploy: bool):
+                 num_branches: int, norm_cfg: dict, deploy: bool, extra_branches: bool = True):
         super().__init__()
         self.out_channels = out_channels
         init_channels = math.ceil(out_channels / 2)
@@ -92,7 +92,8 @@ class GhostModuleV3(nn.Module):
                                  scale_branch=False, identity_branch=False, norm_cfg=norm_cfg,
                                  act_cfg=act_cfg, deploy=deploy)
         self.cheap = RepConvBN(init_channels, init_channels, 3, groups=init_channels,
-                               num_branches=num_branches, norm_cfg=norm_cfg, act_cfg=act_cfg,
+                               num_branches=num_branches, scale_branch=extra_branches,
+                               identity_branch=extra_branches, norm_cfg=norm_cfg, act_cfg=act_cfg,
                                deploy=deploy)
         self.dfc = DFCAttention(in_channels, out_channels, norm_cfg) if dfc else None
 
@@ -109,17 +110,17 @@ class GhostBottleneckV3(nn.Module):
 
     def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, kernel_size: int,
                  se_ratio: float, stride: int, dfc: bool, num_branches: int, norm_cfg: dict,
-                 act_cfg: dict, deploy: bool):
+                 act_cfg: dict, deploy: bool, extra_branches: bool = True):
         super().__init__()
         self.ghost1 = GhostModuleV3(in_channels, hidden_channels, act_cfg, dfc, num_branches, norm_cfg,
-                                    deploy)
+                                    deploy, extra_branches)
         self.dw = RepConvBN(hidden_channels, hidden_channels, kernel_size, stride,
-                            groups=hidden_channels, num_branches=num_branches, identity_branch=False,
-                            norm_cfg=norm_cfg, deploy=deploy) if stride > 1 else None
+                            groups=hidden_channels, num_branches=num_branches, scale_branch=extra_branches,
+                            identity_branch=False, norm_cfg=norm_cfg, deploy=deploy) if stride > 1 else None
         self.se = SqueezeExcite(hidden_channels, make_divisible(hidden_channels * se_ratio)) \
             if se_ratio > 0 else None
         self.ghost2 = GhostModuleV3(hidden_channels, out_channels, None, False, num_branches, norm_cfg,
-                                    deploy)
+                                    deploy, extra_branches)
         if in_channels == out_channels and stride == 1:
             self.shortcut = nn.Identity()
         else:
@@ -149,12 +150,15 @@ class GhostNetV3(BaseModule):
             ``requires_grad=False``).
         norm_eval: keep every BatchNorm in eval mode during training (detection fine-tuning).
         num_branches: kxk conv-BN branches of every re-parameterized conv (official: 3).
+        extra_branches: the 1x1 scale and BN identity branches where the official code has them;
+            ``num_branches=1, extra_branches=False`` is the plain (GhostNet-style) network, same deploy form.
         deploy: build the folded form directly, so folded checkpoints load strictly.
     """
 
     def __init__(self, widen_factor: float = 1.0, out_indices: Sequence[int] = (9, ),
                  frozen_stages: int = -1, norm_eval: bool = False, num_branches: int = 3,
-                 norm_cfg: dict = dict(type='BN'), act_cfg: dict = dict(type='ReLU'),
+                 extra_branches: bool = True, norm_cfg: dict = dict(type='BN'),
+                 act_cfg: dict = dict(type='ReLU'),
                  deploy: bool = False, init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         if widen_factor <= 0:
@@ -181,7 +185,7 @@ class GhostNetV3(BaseModule):
                 blocks.append(GhostBottleneckV3(
                     channels, make_divisible(hidden * widen_factor), out, kernel, se_ratio, stride,
                     dfc=block_index > 1, num_branches=num_branches, norm_cfg=norm_cfg,
-                    act_cfg=act_cfg, deploy=deploy))
+                    act_cfg=act_cfg, deploy=deploy, extra_branches=extra_branches))
                 channels = out
                 block_index += 1
             self.stages.append(nn.Sequential(*blocks))
