@@ -26,6 +26,12 @@ def load_config(path: str, cfg_options: Optional[Dict[str, Any]] = None) -> Conf
     return cfg
 
 
+def resolve_work_dir(cfg: Config, config_path: str, work_dir: Optional[str] = None) -> str:
+    """The output folder: ``work_dir`` if given, else the config's, else work_dirs/<config name>."""
+    return work_dir or cfg.get('work_dir') or os.path.join(
+        'work_dirs', os.path.splitext(os.path.basename(config_path))[0])
+
+
 def build_model(cfg: Config, checkpoint: Optional[str] = None, device: str = 'cpu') -> nn.Module:
     """Build ``cfg.model`` in the config's default scope and load ``checkpoint`` strictly (safe loading)."""
     init_default_scope(cfg.get('default_scope', 'mmengine'))

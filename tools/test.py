@@ -5,7 +5,6 @@
 """
 import argparse
 import os
-import os.path as osp
 import sys
 
 from mmengine.config import DictAction
@@ -27,13 +26,11 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     import mmcompact  # noqa: F401
-    from mmcompact.apis import evaluate, load_config, setup_launcher
+    from mmcompact.apis import evaluate, load_config, resolve_work_dir, setup_launcher
     try:
         cfg = load_config(args.config, args.cfg_options)
         setup_launcher(cfg, args.launcher)
-        work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-            'work_dirs', osp.splitext(osp.basename(args.config))[0])
-        metrics = evaluate(cfg, args.checkpoint, work_dir)
+        metrics = evaluate(cfg, args.checkpoint, resolve_work_dir(cfg, args.config, args.work_dir))
     except (FileNotFoundError, KeyError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1

@@ -31,15 +31,14 @@ def main(argv=None) -> int:
     import mmcompact  # noqa: F401  (registers components, safe checkpoint loading)
     from mmengine.runner import Runner
 
-    from mmcompact.apis import load_config, setup_launcher
+    from mmcompact.apis import load_config, resolve_work_dir, setup_launcher
     try:
         cfg = load_config(args.config, args.cfg_options)
     except (FileNotFoundError, KeyError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     setup_launcher(cfg, args.launcher)
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.work_dir = resolve_work_dir(cfg, args.config, args.work_dir)
     if 'visualizer' in cfg:  # MMEngine reuses a same-named visualizer (and its log folder) in one process
         cfg.visualizer['name'] = f'visualizer:{osp.abspath(cfg.work_dir)}'
     if args.amp:

@@ -5,6 +5,7 @@
 # model zoo). At the end of training the student is exported (student.pth, student_deploy.pth).
 _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs128_mbv3.py',
+    '../_base_/schedules/ghostnetv3_sgd_cosine_300e.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['mmcompact'], allow_failed_imports=False)
@@ -33,18 +34,7 @@ train_pipeline = [
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
-optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.4, momentum=0.9, weight_decay=4e-5, nesterov=True),
-    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=5, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=295, by_epoch=True, begin=5, end=300, eta_min=1e-5),
-]
-train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=1)
-val_cfg = dict()
-test_cfg = dict()
 custom_hooks = [
     dict(type='EMAHook', momentum=1e-4, priority='ABOVE_NORMAL'),
     dict(type='mmcompact.StudentExportHook'),
 ]
-auto_scale_lr = dict(base_batch_size=1024)
