@@ -3,7 +3,7 @@
 Importing the package registers every component in the ``mmcompact`` scope and makes MMEngine load its
 own checkpoints safely under torch >= 2.6 (see ``mmcompact.checkpoint.safe_load``).
 """
-from . import checkpoint, datasets, distill, engine, models, reparam  # noqa: F401
+from . import checkpoint, datasets, distill, engine, models, reparam, structure  # noqa: F401
 from .checkpoint import install as _install_safe_loading
 from .version import __version__
 

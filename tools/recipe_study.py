@@ -1,5 +1,5 @@
-"""Does the GhostNetV3 recipe help at small scale? plain vs re-param vs re-param + KD student, same
-deploy architecture and FLOPs, several seeds, on synthetic classification data.
+"""Does the GhostNetV3 recipe help at small scale? plain vs re-param vs re-param + KD vs re-param +
+Mixup/CutMix student, same deploy architecture and FLOPs, several seeds, on synthetic classification data.
 
     python tools/recipe_study.py [--work-dir work_dirs/recipe_study] [--seeds 0 1 2] [--epochs 12]
 
@@ -8,6 +8,7 @@ step is a normal tool run: make_synthetic.py, train.py on configs/study/*.py.
 """
 import argparse
 import os
+import re
 import statistics
 import sys
 import time
@@ -17,6 +18,7 @@ STUDY = os.path.join(os.path.dirname(HERE), 'configs', 'study')
 STUDENT = os.path.join(STUDY, 'ghostnetv3-0.5x_synthetic_cls.py')
 TEACHER = os.path.join(STUDY, 'resnet18_synthetic_cls.py')
 DISTILL = os.path.join(STUDY, 'ghostnetv3-0.5x_kd_synthetic_cls.py')
+MIXUP = os.path.join(STUDY, 'ghostnetv3-0.5x_mixup_synthetic_cls.py')
 
 
 def parse_args(argv=None):
@@ -35,6 +37,7 @@ def variants(teacher_ckpt: str) -> dict:
         'plain': (STUDENT, {'model.backbone.num_branches': 1, 'model.backbone.extra_branches': False}),
         're-param': (STUDENT, {}),
         're-param + KD': (DISTILL, {'model.teacher_checkpoint': teacher_ckpt}),
+        're-param + Mixup/CutMix': (MIXUP, {}),
     }
 
 
@@ -76,7 +79,7 @@ def main(argv=None) -> int:
     results = {}
     for name, (config, options) in variants(teacher_ckpt).items():
         for seed in args.seeds:
-            run_dir = os.path.join(work_dir, name.replace(' ', '').replace('+', '_'), f'seed{seed}')
+            run_dir = os.path.join(work_dir, re.sub(r'[^a-z0-9]+', '_', name.lower()), f'seed{seed}')
             acc = run(config, run_dir, {**common, **options, 'randomness.seed': seed})
             results.setdefault(name, []).append(acc)
             print(f'== {name}, seed {seed}: top-1 {acc:.2f}', flush=True)

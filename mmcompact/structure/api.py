@@ -1,0 +1,207 @@
+"""The structure search end to end, behind tools/search_structure.py and tools/export_structure.py."""
+import json
+import os
+import time
+from typing import Callable, Dict, Optional, Sequence
+
+import torch
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner, set_random_seed
+from torch import nn
+
+from ..apis import build_model
+from ..checkpoint import safe_load, save_atomic
+from .knapsack import Selection, pareto_front, select
+from .search import STATE_FILE, BlockwiseDistillation, CandidateBank, additivity_check
+from .space import SearchSpace, assemble, build_search_space, cost_table, count_deployed
+
+RESULT_FILE = 'search.json'
+CONFIG_FILE = 'search_config.py'
+SEARCH_KEYS = {'teacher_checkpoint', 'input_shape', 'blocks', 'candidates', 'epochs', 'optimizer',
+               'checkpoint_interval', 'log_interval', 'correlation_samples', 'seed'}
+
+
+def search_settings(cfg: Config) -> dict:
+    """``cfg.structure_search`` checked: unknown keys and missing required ones are named."""
+    if 'structure_search' not in cfg:
+        raise KeyError("the config has no 'structure_search' section: see configs/structure/ for one "
+                       '(teacher_checkpoint, input_shape, candidates, epochs, ...)')
+    settings = dict(cfg.structure_search)
+    unknown = set(settings) - SEARCH_KEYS
+    if unknown:
+        raise KeyError(f'unknown structure_search key(s) {sorted(unknown)}; valid keys: {sorted(SEARCH_KEYS)}')
+    for key in ('input_shape', 'candidates'):
+        if key not in settings:
+            raise KeyError(f'structure_search.{key} is required')
+    if len(settings['input_shape']) != 3 or min(settings['input_shape']) <= 0:
+        raise ValueError(f"structure_search.input_shape must be (C, H, W) with positive sizes, got "
+                         f"{settings['input_shape']}")
+    checkpoint = settings.get('teacher_checkpoint')
+    if checkpoint is not None and not os.path.isfile(checkpoint):
+        raise FileNotFoundError(f"structure_search.teacher_checkpoint '{checkpoint}' does not exist: give "
+                                'the trained teacher checkpoint (None only for tests)')
+    return settings
+
+
+def build_teacher_and_space(cfg: Config, settings: dict):
+    """The frozen teacher model and the search space over its backbone."""
+    model = build_model(cfg, settings.get('teacher_checkpoint')).eval().requires_grad_(False)
+    if not isinstance(getattr(model, 'backbone', None), nn.Module):
+        raise TypeError(f'the structure search needs a model with a backbone, got {type(model).__name__}')
+    space = build_search_space(model.backbone, settings['input_shape'], settings['candidates'],
+                               settings.get('blocks'))
+    return model, space
+
+
+def run_search(cfg: Config, work_dir: str, resume: bool = False,
+               progress_factory: Optional[Callable[[int], Callable[[int], None]]] = None) -> dict:
+    """Block-wise distillation search; writes ``search.json`` (costs, scores, additivity check) and
+    ``search_state.pth`` (candidate weights) in ``work_dir`` and returns the result dict.
+
+    ``progress_factory(total_iterations)`` returns the per-iteration progress callback (tools: tqdm).
+    """
+    settings = search_settings(cfg)
+    os.makedirs(work_dir, exist_ok=True)
+    result_path = os.path.join(work_dir, RESULT_FILE)
+    if os.path.exists(result_path) and not resume:
+        raise FileExistsError(f'{result_path} exists: resume it with --resume or choose another --work-dir')
+    started = time.time()
+    set_random_seed(settings.get('seed', 0))  # python, numpy and torch: augmentation draws from all three
+    model, space = build_teacher_and_space(cfg, settings)
+    costs = cost_table(model, space, settings['input_shape'])
+    seed = settings.get('seed', 0)
+    train_loader = Runner.build_dataloader(cfg.train_dataloader, seed=seed)
+    val_loader = Runner.build_dataloader(cfg.val_dataloader, seed=seed)
+    search = BlockwiseDistillation(
+        model, space, train_loader, val_loader, work_dir, epochs=settings.get('epochs', 4),
+        optimizer=settings.get('optimizer'), checkpoint_interval=settings.get('checkpoint_interval', 100),
+        log_interval=settings.get('log_interval', 20))
+    progress = progress_factory(search.epochs * search.iters_per_epoch) if progress_factory else None
+    search.run(resume=resume, progress=progress)
+    scores = search.scores()
+    check = additivity_check(search, scores, settings.get('correlation_samples', 8), seed)
+    result = dict(
+        input_shape=list(settings['input_shape']),
+        blocks=[dict(path=b.path, **b.interface.as_dict(), input_shape=list(b.input_shape))
+                for b in space.blocks],
+        candidates=space.menus, labels=space.labels, costs=costs, scores=scores, history=search.history,
+        additivity=check, search_seconds=time.time() - started)
+    if not os.path.exists(os.path.join(work_dir, CONFIG_FILE)):
+        cfg.dump(os.path.join(work_dir, CONFIG_FILE))
+    with open(result_path + '.tmp', 'w') as f:
+        json.dump(result, f, indent=1)
+    os.replace(result_path + '.tmp', result_path)
+    MMLogger.get_current_instance().info(
+        f'structure search: additivity check on {len(check["choices"])} configurations: Spearman '
+        f'{check["spearman"]:.3f}; wrote {result_path}')
+    return result
+
+
+def load_search(search_dir: str) -> dict:
+    path = os.path.join(search_dir, RESULT_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{path} does not exist: run tools/search_structure.py with '
+                                f'--work-dir {search_dir} first')
+    with open(path) as f:
+        return json.load(f)
+
+
+def _block_costs(result: dict, kinds: Sequence[str]):
+    return [[[entry[k] for k in kinds] for entry in row] for row in result['costs']['table']]
+
+
+def choose(result: dict, budgets: Dict[str, float], resolution: Optional[int] = None) -> Selection:
+    """The selection for ``budgets`` (``{'macs': ..., 'params': ...}``, whole network, deploy form)."""
+    kinds = [k for k in ('macs', 'params') if budgets.get(k) is not None]
+    if not kinds:
+        raise ValueError('give a budget: --macs and/or --params')
+    fixed = result['costs']['fixed']
+    block_budgets = [budgets[k] - fixed[k] for k in kinds]
+    try:
+        return select(result['scores'], _block_costs(result, kinds), block_budgets,
+                      resolution or (400 if len(kinds) == 1 else 120), names=kinds)
+    except ValueError as err:
+        cheapest = {k: fixed[k] + sum(min(e[k] for e in row) for row in result['costs']['table'])
+                    for k in kinds}
+        raise type(err)(f"{err}. Whole network: the smallest achievable is "
+                        + ', '.join(f'{k} {cheapest[k]:,.0f}' for k in kinds)
+                        + ' (fixed parts: ' + ', '.join(f'{k} {fixed[k]:,.0f}' for k in kinds) + ')') from None
+
+
+def predicted_front(result: dict, kind: str = 'macs') -> list:
+    """The predicted Pareto front: (whole-network cost, summed score, choice), cheapest first."""
+    fixed = result['costs']['fixed'][kind]
+    return [(fixed + s.cost[0], s.score, s.choice)
+            for s in pareto_front(result['scores'], _block_costs(result, [kind]))]
+
+
+def _head_logits_path(model: nn.Module) -> Optional[str]:
+    head = getattr(model, 'head', None)
+    if not isinstance(head, nn.Module):
+        return None
+    linears = [name for name, m in head.named_modules() if isinstance(m, nn.Linear)]
+    return f'head.{linears[-1]}' if linears else None
+
+
+def export_structure(search_dir: str, budgets: Dict[str, float], out_dir: str, force: bool = False) -> dict:
+    """Choose the structure for ``budgets``, write ``student.py`` (the teacher config with a
+    ``StructuredBackbone``), ``student_init.pth`` (block-distilled blocks, teacher's other weights; loaded by
+    the config's ``init_cfg``) and, for classifiers, ``student_kd.py`` (fine-tune with KD from the teacher).
+    The student is rebuilt from the written config, loaded strictly and re-counted exactly.
+    Returns the selection, the blocks chosen, the exact costs and the paths."""
+    result = load_search(search_dir)
+    selection = choose(result, budgets)
+    out_dir = os.path.abspath(out_dir)
+    paths = {name: os.path.join(out_dir, name) for name in ('student.py', 'student_init.pth', 'student_kd.py')}
+    existing = [p for p in paths.values() if os.path.exists(p)]
+    if existing and not force:
+        raise FileExistsError(f'{existing[0]} exists: choose another --out or pass --force to replace it')
+    cfg = Config.fromfile(os.path.join(search_dir, CONFIG_FILE))
+    settings = search_settings(cfg)
+    model, space = build_teacher_and_space(cfg, settings)
+    if space.labels != result['labels']:
+        raise ValueError(f'{search_dir}/{CONFIG_FILE} no longer gives the searched candidates: re-run the search')
+    bank = CandidateBank(space, model.backbone)
+    bank.load_state_dict(safe_load(os.path.join(search_dir, STATE_FILE), map_location='cpu')['bank'])
+    choice = selection.choice
+    student = assemble(model, space, choice, [bank.blocks[b][c] for b, c in enumerate(choice)])
+    state = student.state_dict()
+
+    blocks = {space.blocks[b].path: space.block_spec(b, c) for b, c in enumerate(choice)}
+    student_cfg = Config(dict(cfg.to_dict()))
+    student_cfg.pop('structure_search')
+    student_cfg.model.backbone = dict(type='mmcompact.StructuredBackbone', backbone=cfg.model.backbone,
+                                      blocks=blocks)
+    student_cfg.model.init_cfg = dict(type='Pretrained', checkpoint=paths['student_init.pth'])
+    rebuilt = build_model(student_cfg)
+    missing, unexpected = rebuilt.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise RuntimeError(f'the exported config does not match the assembled student: missing {missing[:5]}, '
+                           f'unexpected {unexpected[:5]}')
+    exact = count_deployed(rebuilt, settings['input_shape'])
+    predicted = {k: result['costs']['fixed'][k] + sum(result['costs']['table'][b][c][k]
+                                                      for b, c in enumerate(choice)) for k in exact}
+    os.makedirs(out_dir, exist_ok=True)
+    save_atomic(dict(state_dict=state, meta=dict(search_dir=os.path.abspath(search_dir), choice=list(choice),
+                                                 budgets=budgets)), paths['student_init.pth'], overwrite=force)
+    student_cfg.dump(paths['student.py'])
+    written = [paths['student.py'], paths['student_init.pth']]
+    logits = _head_logits_path(model)
+    if logits is not None:
+        kd = Config(dict(student_cfg.to_dict()))
+        kd.model = dict(
+            type='mmcompact.Distiller', student=paths['student.py'],
+            teacher=os.path.join(os.path.abspath(search_dir), CONFIG_FILE),
+            teacher_checkpoint=settings.get('teacher_checkpoint') and os.path.abspath(
+                settings['teacher_checkpoint']),
+            student_recorders=dict(logits=logits), teacher_recorders=dict(logits=logits),
+            distill_losses=dict(loss_kd=dict(type='KLDivergence', tau=4.0, loss_weight=1.0, student='logits',
+                                             teacher='logits')))
+        kd.custom_imports = dict(imports=['mmcompact'], allow_failed_imports=False)
+        kd.dump(paths['student_kd.py'])
+        written.append(paths['student_kd.py'])
+    return dict(choice=list(choice), labels=[space.labels[b][c] for b, c in enumerate(choice)],
+                blocks=[b.path for b in space.blocks], exact=exact, predicted=predicted,
+                predicted_score=selection.score, budgets=budgets, files=written)

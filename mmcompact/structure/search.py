@@ -1,0 +1,291 @@
+"""Block-wise distillation of every candidate in one pass over the data, held-out scores, and the check that
+block scores add up to whole-network quality.
+
+Per batch the frozen teacher backbone runs once; forward hooks record each block's input x_b and output y_b,
+and every candidate c of block b learns x_b -> y_b with the normalised MSE ||f(x_b) - y_b||^2 / Var(y_b)
+(mean over elements). Candidates never see each other's outputs, so training them in one optimizer is the
+same as training each alone. The state (weights, optimizer, position, RNG) is checkpointed atomically
+every ``checkpoint_interval`` iterations and resumes to the same result.
+"""
+import math
+import os
+import random
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from mmengine.logging import MMLogger
+from mmengine.registry import OPTIMIZERS
+from torch import nn
+
+from ..checkpoint import safe_load, save_atomic
+from ..distill.recorders import Recorder
+from .space import SearchSpace, assemble
+
+STATE_FILE = 'search_state.pth'
+
+
+def normalised_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """||output - target||^2 / Var(target), averaged over elements; 0 is a perfect block."""
+    if output.shape != target.shape:
+        raise ValueError(f'candidate output {tuple(output.shape)} does not match the teacher block output '
+                         f'{tuple(target.shape)}: the candidate does not keep the block interface')
+    return F.mse_loss(output, target) / target.var().clamp_min(1e-12)
+
+
+class CandidateBank(nn.Module):
+    """All candidates of all blocks; forward(block inputs, block outputs) -> (blocks x candidates) losses.
+    Unchanged teacher blocks stay frozen in eval mode (their error is 0 by construction)."""
+
+    def __init__(self, space: SearchSpace, teacher_backbone: nn.Module):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            nn.ModuleList(space.build(b, c, teacher_backbone) for c in range(len(space.menus[b])))
+            for b in range(len(space.blocks)))
+        self.frozen = [self.blocks[b][c] for b in range(len(space.blocks)) for c in range(len(space.menus[b]))
+                       if space.is_teacher_block(b, c)]
+        for module in self.frozen:
+            module.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> 'CandidateBank':
+        super().train(mode)
+        for module in self.frozen:
+            module.eval()
+        return self
+
+    def forward(self, inputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+        return [torch.stack([normalised_mse(candidate(x), y) for candidate in candidates])
+                for candidates, x, y in zip(self.blocks, inputs, targets)]
+
+
+class TeacherBlocks:
+    """Runs the frozen teacher backbone on a preprocessed batch and returns every block's (input, output)."""
+
+    def __init__(self, model: nn.Module, space: SearchSpace):
+        self.model = model
+        specs = {}
+        for block in space.blocks:
+            specs[f'{block.path}:in'] = dict(module=block.path, kind='input')
+            specs[f'{block.path}:out'] = block.path
+        self.paths = [block.path for block in space.blocks]
+        self.recorder = Recorder(model.backbone, specs, 'teacher backbone')
+
+    @torch.no_grad()
+    def __call__(self, batch: dict):
+        inputs = self.model.data_preprocessor(batch, False)['inputs']
+        with self.recorder.recording():
+            final = self.model.backbone(inputs)
+            xs = [self.recorder.get(f'{p}:in') for p in self.paths]
+            ys = [self.recorder.get(f'{p}:out') for p in self.paths]
+        return inputs, xs, ys, final
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    return dict(torch=torch.get_rng_state(), python=random.getstate(),
+                numpy=(np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]))
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state['torch'])
+    random.setstate(state['python'])
+    name, keys, *rest = state['numpy']
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+
+
+def _all_reduce(tensor: torch.Tensor) -> torch.Tensor:
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(tensor)
+    return tensor
+
+
+def _is_main() -> bool:
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+class BlockwiseDistillation:
+    """Trains a ``CandidateBank`` against the teacher; ``run()`` resumes from ``work_dir`` when asked.
+
+    Args:
+        model: the teacher model (classifier or detector), frozen and in eval mode.
+        space: the search space.
+        train_loader / val_loader: MMEngine dataloaders of the teacher's data.
+        work_dir: where ``search_state.pth`` is written.
+        epochs, optimizer (an MMEngine optimizer config), checkpoint_interval, log_interval.
+    """
+
+    def __init__(self, model: nn.Module, space: SearchSpace, train_loader, val_loader, work_dir: str,
+                 epochs: int = 4, optimizer: Optional[dict] = None, checkpoint_interval: int = 100,
+                 log_interval: int = 20):
+        if epochs < 1:
+            raise ValueError(f'structure_search.epochs must be >= 1, got {epochs}')
+        self.model, self.space = model, space
+        self.teacher = TeacherBlocks(model, space)
+        self.bank = CandidateBank(space, model.backbone)
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.work_dir, self.epochs = work_dir, epochs
+        self.checkpoint_interval, self.log_interval = checkpoint_interval, log_interval
+        self.net = self.bank
+        if dist.is_available() and dist.is_initialized():
+            self.net = nn.parallel.DistributedDataParallel(self.bank, broadcast_buffers=False)
+        optimizer = dict(optimizer or dict(type='Adam', lr=1e-3))
+        self.base_lr = optimizer['lr']
+        self.optimizer = OPTIMIZERS.build(
+            dict(optimizer, params=[p for p in self.bank.parameters() if p.requires_grad]))
+        self.iters_per_epoch = len(train_loader)
+        if self.iters_per_epoch == 0:
+            raise ValueError('the training dataloader of the structure search is empty: check '
+                             'train_dataloader.dataset (data_root, ann_file, data_prefix)')
+        self.history: List[List[List[float]]] = []  # per epoch, the mean training loss per (b, c)
+        self.logger = MMLogger.get_current_instance()
+
+    @property
+    def state_path(self) -> str:
+        return os.path.join(self.work_dir, STATE_FILE)
+
+    def _save(self, epoch: int, step: int, epoch_rng: dict, running: torch.Tensor) -> None:
+        if _is_main():
+            save_atomic(dict(bank=self.bank.state_dict(), optimizer=self.optimizer.state_dict(), epoch=epoch,
+                             step=step, epoch_rng=epoch_rng, running=running, history=self.history,
+                             labels=self.space.labels, blocks=[b.path for b in self.space.blocks]),
+                        self.state_path, overwrite=True)
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+
+    def _load(self) -> dict:
+        state = safe_load(self.state_path, map_location='cpu')
+        if state['labels'] != self.space.labels or state['blocks'] != [b.path for b in self.space.blocks]:
+            raise ValueError(f'{self.state_path} was written by a search over other blocks or candidates: '
+                             'resume with the same config, or use a new --work-dir')
+        self.bank.load_state_dict(state['bank'])
+        self.optimizer.load_state_dict(state['optimizer'])
+        self.history = state['history']
+        return state
+
+    def run(self, resume: bool = False, progress: Optional[Callable[[int], None]] = None) -> None:
+        """Train every candidate for ``epochs`` epochs; ``progress(1)`` is called after each iteration."""
+        start_epoch, start_step, state = 0, 0, None
+        if resume and os.path.isfile(self.state_path):
+            state = self._load()
+            start_epoch, start_step = state['epoch'], state['step']
+            self.logger.info(f'structure search: resumed from {self.state_path} at epoch {start_epoch}, '
+                             f'iteration {start_step}')
+            if progress:
+                progress(start_epoch * self.iters_per_epoch + start_step)
+        total = self.epochs * self.iters_per_epoch
+        self.bank.train()
+        for epoch in range(start_epoch, self.epochs):
+            if state is not None and epoch == state['epoch']:
+                epoch_rng, running = state['epoch_rng'], state['running']
+                _set_rng_state(epoch_rng)
+            else:
+                epoch_rng, running = _rng_state(), None
+            sampler = getattr(self.train_loader, 'sampler', None)
+            if hasattr(sampler, 'set_epoch'):
+                sampler.set_epoch(epoch)
+            first = start_step if epoch == start_epoch else 0
+            for step, batch in enumerate(self.train_loader):
+                if step < first:  # replay the data order (and augmentation RNG) up to the resume point
+                    continue
+                losses = self._train_step(batch, epoch * self.iters_per_epoch + step, total)
+                running = losses if running is None else running + losses
+                if (step + 1) % self.log_interval == 0:
+                    self.logger.info(f'structure search: epoch {epoch + 1} iter {step + 1}/'
+                                     f'{self.iters_per_epoch} mean block loss {losses.mean():.4f}')
+                if progress:
+                    progress(1)
+                if (step + 1) % self.checkpoint_interval == 0 and step + 1 < self.iters_per_epoch:
+                    self._save(epoch, step + 1, epoch_rng, running)
+            mean = (running / self.iters_per_epoch).tolist()
+            self.history.append([row[:len(labels)] for row, labels in zip(mean, self.space.labels)])
+            self._save(epoch + 1, 0, _rng_state(), None)
+
+    def _train_step(self, batch: dict, iteration: int, total: int) -> torch.Tensor:
+        for group in self.optimizer.param_groups:
+            group['lr'] = 0.5 * self.base_lr * (1 + math.cos(math.pi * iteration / total))
+        _, xs, ys, _ = self.teacher(batch)
+        losses = self.net(xs, ys)
+        self.optimizer.zero_grad()
+        torch.stack([loss.sum() for loss in losses]).sum().backward()
+        self.optimizer.step()
+        return self._padded([loss.detach() for loss in losses])
+
+    def _padded(self, rows: Sequence[torch.Tensor]) -> torch.Tensor:
+        """(blocks, max candidates) tensor, NaN where a block has fewer candidates."""
+        out = torch.full((len(rows), max(len(r) for r in rows)), float('nan'))
+        for b, row in enumerate(rows):
+            out[b, :len(row)] = row
+        return out
+
+    @torch.no_grad()
+    def scores(self) -> List[List[float]]:
+        """Held-out normalised MSE of every candidate (eval mode), averaged over the validation batches."""
+        self.bank.eval()
+        total, count = None, torch.zeros(())
+        for batch in self.val_loader:
+            _, xs, ys, _ = self.teacher(batch)
+            losses = self._padded(self.bank(xs, ys))
+            total = losses if total is None else total + losses
+            count += 1
+        if total is None:
+            raise ValueError('the validation dataloader of the structure search is empty: check '
+                             'val_dataloader.dataset')
+        mean = _all_reduce(total) / _all_reduce(count)
+        self.bank.train()
+        return [mean[b, :len(labels)].tolist() for b, labels in enumerate(self.space.labels)]
+
+    @torch.no_grad()
+    def whole_network_error(self, choice: Sequence[int]) -> float:
+        """Held-out normalised MSE between the backbone outputs of the assembled student (the block-
+        distilled candidates of ``choice`` in the teacher) and of the teacher, averaged over outputs."""
+        modules = [self.bank.blocks[b][c] for b, c in enumerate(choice)]
+        student = assemble(self.model, self.space, choice, modules).eval()
+        total, count = torch.zeros(()), torch.zeros(())
+        for batch in self.val_loader:
+            inputs, _, _, final = self.teacher(batch)
+            outs = student.backbone(inputs)
+            outs, final = (outs, final) if isinstance(final, tuple) else ((outs, ), (final, ))
+            total += sum(normalised_mse(o, t) for o, t in zip(outs, final)) / len(final)
+            count += 1
+        return float(_all_reduce(total) / _all_reduce(count))
+
+
+def rank_correlation(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rho (average ranks for ties)."""
+    def ranks(values):
+        values = np.asarray(values, dtype=np.float64)
+        order = np.argsort(values, kind='stable')
+        r = np.empty(len(values))
+        r[order] = np.arange(len(values))
+        for v in np.unique(values):
+            r[values == v] = r[values == v].mean()
+        return r
+    ra, rb = ranks(a), ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return float('nan')
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def sample_choices(space: SearchSpace, count: int, seed: int) -> List[tuple]:
+    """``count`` distinct random configurations (fewer when the space is smaller)."""
+    rng = random.Random(seed)
+    size = math.prod(len(m) for m in space.menus)
+    seen = []
+    while len(seen) < min(count, size):
+        choice = tuple(rng.randrange(len(m)) for m in space.menus)
+        if choice not in seen:
+            seen.append(choice)
+    return seen
+
+
+def additivity_check(search: BlockwiseDistillation, scores: List[List[float]], count: int,
+                     seed: int) -> Dict[str, object]:
+    """Predicted (sum of block scores) vs measured (whole-network error) on ``count`` random
+    configurations; returns both lists and Spearman's rho."""
+    choices = sample_choices(search.space, count, seed)
+    predicted = [sum(scores[b][c] for b, c in enumerate(choice)) for choice in choices]
+    measured = [search.whole_network_error(choice) for choice in choices]
+    return dict(choices=[list(c) for c in choices], predicted=predicted, measured=measured,
+                spearman=rank_correlation(predicted, measured))
