@@ -207,6 +207,11 @@ def test_search_and_export_tools(tiny_search, tmp_path, cli):
     code, _, err = cli('export_structure.py', work, '--macs', '40M', '--out', tmp_path / 'export')
     assert code == 1 and '--force' in err
 
+    code, out, err = cli('plot_structure.py', work, '--out', tmp_path / 'plots')
+    assert code == 0, err
+    for name in ('pareto', 'heatmap', 'structures', 'additivity'):
+        assert (tmp_path / 'plots' / f'{name}.png').stat().st_size > 0
+
     # The exported config builds, initialises from the block-distilled checkpoint and classifies.
     student_cfg = Config.fromfile(str(tmp_path / 'export' / 'student.py'))
     student = build_model(student_cfg)

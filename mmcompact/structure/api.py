@@ -145,14 +145,45 @@ def _head_logits_path(model: nn.Module) -> Optional[str]:
     return f'head.{linears[-1]}' if linears else None
 
 
-def export_structure(search_dir: str, budgets: Dict[str, float], out_dir: str, force: bool = False) -> dict:
-    """Choose the structure for ``budgets``, write ``student.py`` (the teacher config with a
+def write_student_configs(student_cfg: Config, out_dir: str, teacher_config: str,
+                          teacher_checkpoint: Optional[str], logits: Optional[str]) -> list:
+    """Write ``student.py`` and, when ``logits`` (the module path of the classifier's last linear layer) is
+    given, ``student_kd.py``: the student fine-tuned with logit KD from the teacher. Returns the paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    student_path = os.path.join(out_dir, 'student.py')
+    student_cfg.dump(student_path)
+    if logits is None:
+        return [student_path]
+    kd = Config(dict(student_cfg.to_dict()))
+    kd.model = dict(
+        type='mmcompact.Distiller', student=student_path, teacher=os.path.abspath(teacher_config),
+        teacher_checkpoint=teacher_checkpoint and os.path.abspath(teacher_checkpoint),
+        student_recorders=dict(logits=logits), teacher_recorders=dict(logits=logits),
+        distill_losses=dict(loss_kd=dict(type='KLDivergence', tau=4.0, loss_weight=1.0, student='logits',
+                                         teacher='logits')))
+    kd.custom_imports = dict(imports=['mmcompact'], allow_failed_imports=False)
+    kd_path = os.path.join(out_dir, 'student_kd.py')
+    kd.dump(kd_path)
+    return [student_path, kd_path]
+
+
+def export_structure(search_dir: str, budgets: Dict[str, float], out_dir: str, force: bool = False,
+                     choice: Optional[Sequence[int]] = None) -> dict:
+    """Choose the structure for ``budgets`` (or take ``choice``, a candidate index per block), write ``student.py`` (the teacher config with a
     ``StructuredBackbone``), ``student_init.pth`` (block-distilled blocks, teacher's other weights; loaded by
     the config's ``init_cfg``) and, for classifiers, ``student_kd.py`` (fine-tune with KD from the teacher).
     The student is rebuilt from the written config, loaded strictly and re-counted exactly.
     Returns the selection, the blocks chosen, the exact costs and the paths."""
     result = load_search(search_dir)
-    selection = choose(result, budgets)
+    if choice is None:
+        selection = choose(result, budgets)
+        choice, score = selection.choice, selection.score
+    else:
+        if len(choice) != len(result['labels']) or any(
+                not 0 <= c < len(labels) for c, labels in zip(choice, result['labels'])):
+            raise ValueError(f'choice {list(choice)} must give one candidate index per block, within '
+                             f"{[len(labels) for labels in result['labels']]}")
+        score = sum(result['scores'][b][c] for b, c in enumerate(choice))
     out_dir = os.path.abspath(out_dir)
     paths = {name: os.path.join(out_dir, name) for name in ('student.py', 'student_init.pth', 'student_kd.py')}
     existing = [p for p in paths.values() if os.path.exists(p)]
@@ -165,7 +196,6 @@ def export_structure(search_dir: str, budgets: Dict[str, float], out_dir: str, f
         raise ValueError(f'{search_dir}/{CONFIG_FILE} no longer gives the searched candidates: re-run the search')
     bank = CandidateBank(space, model.backbone)
     bank.load_state_dict(safe_load(os.path.join(search_dir, STATE_FILE), map_location='cpu')['bank'])
-    choice = selection.choice
     student = assemble(model, space, choice, [bank.blocks[b][c] for b, c in enumerate(choice)])
     state = student.state_dict()
 
@@ -183,25 +213,10 @@ def export_structure(search_dir: str, budgets: Dict[str, float], out_dir: str, f
     exact = count_deployed(rebuilt, settings['input_shape'])
     predicted = {k: result['costs']['fixed'][k] + sum(result['costs']['table'][b][c][k]
                                                       for b, c in enumerate(choice)) for k in exact}
-    os.makedirs(out_dir, exist_ok=True)
     save_atomic(dict(state_dict=state, meta=dict(search_dir=os.path.abspath(search_dir), choice=list(choice),
                                                  budgets=budgets)), paths['student_init.pth'], overwrite=force)
-    student_cfg.dump(paths['student.py'])
-    written = [paths['student.py'], paths['student_init.pth']]
-    logits = _head_logits_path(model)
-    if logits is not None:
-        kd = Config(dict(student_cfg.to_dict()))
-        kd.model = dict(
-            type='mmcompact.Distiller', student=paths['student.py'],
-            teacher=os.path.join(os.path.abspath(search_dir), CONFIG_FILE),
-            teacher_checkpoint=settings.get('teacher_checkpoint') and os.path.abspath(
-                settings['teacher_checkpoint']),
-            student_recorders=dict(logits=logits), teacher_recorders=dict(logits=logits),
-            distill_losses=dict(loss_kd=dict(type='KLDivergence', tau=4.0, loss_weight=1.0, student='logits',
-                                             teacher='logits')))
-        kd.custom_imports = dict(imports=['mmcompact'], allow_failed_imports=False)
-        kd.dump(paths['student_kd.py'])
-        written.append(paths['student_kd.py'])
+    written = write_student_configs(student_cfg, out_dir, os.path.join(os.path.abspath(search_dir), CONFIG_FILE),
+                                    settings.get('teacher_checkpoint'), _head_logits_path(model))
     return dict(choice=list(choice), labels=[space.labels[b][c] for b, c in enumerate(choice)],
                 blocks=[b.path for b in space.blocks], exact=exact, predicted=predicted,
-                predicted_score=selection.score, budgets=budgets, files=written)
+                predicted_score=score, budgets=budgets, files=[paths['student_init.pth']] + written)
