@@ -92,11 +92,16 @@ def safe_load(filename: str, map_location=None):
 
 
 def install() -> None:
-    """Allow-list MMEngine's checkpoint globals and route its local-file loader through ``safe_load``.
+    """Allow-list MMEngine's checkpoint globals, route its local-file loader through ``safe_load`` and make
+    its local writes atomic (``install_atomic_local_writes``).
 
     Called on ``import mmcompact``; makes ``load_checkpoint``, ``Runner.resume`` and ``load_from`` work
-    under torch >= 2.6 without ever loading with ``weights_only=False``. Idempotent.
+    under torch >= 2.6 without ever loading with ``weights_only=False``, and a run killed while saving keeps
+    its previous checkpoint. Idempotent.
     """
     from mmengine.runner.checkpoint import CheckpointLoader
+
+    from .io import install_atomic_local_writes
+    install_atomic_local_writes()
     torch.serialization.add_safe_globals(allowed_globals())
     CheckpointLoader.register_scheme(prefixes='', loader=safe_load, force=True)

@@ -1,0 +1,106 @@
+"""Hooks that make long runs survive faults: exact resume (RNG state in checkpoints) and a guard against
+non-finite losses and poisoned checkpoints."""
+import math
+import random
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from ..registry import HOOKS
+
+
+def rng_state() -> dict:
+    """Python, numpy and torch RNG states, as weights-only-loadable values."""
+    name, keys, *rest = np.random.get_state()
+    return dict(python=random.getstate(), numpy=(name, torch.from_numpy(keys.astype(np.int64)), *rest),
+                torch=torch.get_rng_state())
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state['python'])
+    name, keys, *rest = state['numpy']
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state['torch'])
+
+
+@HOOKS.register_module()
+class RandomStateHook(Hook):
+    """Saves the python/numpy/torch RNG states in every checkpoint and restores them on ``--resume``, so a
+    resumed run draws the same augmentations as an uninterrupted one (MMEngine only re-seeds)."""
+    priority = 'VERY_LOW'
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint['rng_state'] = rng_state()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if getattr(runner, '_resume', False) and 'rng_state' in checkpoint:
+            set_rng_state(checkpoint['rng_state'])
+
+
+@HOOKS.register_module()
+class NonFiniteLossHook(Hook):
+    """Guard against NaN/Inf losses.
+
+    ``action='skip'``: a step whose loss terms are not all finite is not applied (its backward still runs,
+    so DDP stays in step; gradients are dropped), counted in the log as ``train/nonfinite_skipped``, and
+    training stops once ``max_skips`` steps were skipped. ``action='stop'``: stop at the first one. The
+    error names the loss term(s) and the iteration. Independently, a checkpoint whose weights are not all
+    finite is never written: the run stops instead, naming the first bad tensor.
+    """
+    priority = 'VERY_HIGH'
+
+    def __init__(self, action: str = 'skip', max_skips: Optional[int] = 100):
+        if action not in ('skip', 'stop'):
+            raise ValueError(f"NonFiniteLossHook action must be 'skip' or 'stop', got {action!r}")
+        self.action, self.max_skips = action, max_skips
+        self.skipped = 0
+        self._bad = []
+
+    def before_train(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        parse_losses, optim_wrapper = model.parse_losses, runner.optim_wrapper
+        update_params = optim_wrapper.update_params
+
+        def checked_parse_losses(losses):
+            loss, log_vars = parse_losses(losses)
+            values = {name: float(torch.as_tensor(value).detach()) for name, value in log_vars.items()}
+            self._bad = [f'{name}={value:g}' for name, value in values.items()
+                         if name != 'loss' and 'loss' in name and not math.isfinite(value)]
+            if not math.isfinite(float(loss.detach())) and not self._bad:
+                self._bad = [f'loss={float(loss.detach()):g}']
+            return loss, log_vars
+
+        def guarded_update_params(loss, step_kwargs=None, zero_kwargs=None):
+            bad = torch.tensor(float(bool(self._bad)))
+            if dist.is_available() and dist.is_initialized():
+                dist.all_reduce(bad, op=dist.ReduceOp.MAX)  # every rank skips the same steps
+            if not bad:
+                return update_params(loss, step_kwargs=step_kwargs, zero_kwargs=zero_kwargs)
+            where = f"iteration {runner.iter + 1}: {', '.join(self._bad) or 'on another rank'}"
+            if self.action == 'stop':
+                raise FloatingPointError(f'non-finite loss at {where}. Lower the learning rate, check the '
+                                         'data, or use NonFiniteLossHook(action="skip") to skip such steps')
+            optim_wrapper.backward(optim_wrapper.scale_loss(loss))
+            optim_wrapper.zero_grad()
+            self.skipped += 1
+            runner.logger.warning(f'skipped the step of non-finite loss at {where} ({self.skipped} skipped)')
+            if self.max_skips is not None and self.skipped > self.max_skips:
+                raise FloatingPointError(f'{self.skipped} steps had non-finite losses (last at {where}), more '
+                                         f'than max_skips={self.max_skips}: stopping')
+
+        model.parse_losses = checked_parse_losses
+        optim_wrapper.update_params = guarded_update_params
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        runner.message_hub.update_scalar('train/nonfinite_skipped', self.skipped)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        for key in ('state_dict', 'ema_state_dict'):
+            for name, value in checkpoint.get(key, {}).items():
+                if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all():
+                    raise FloatingPointError(f"refusing to write a checkpoint: {key}['{name}'] holds "
+                                             'non-finite values; the previous checkpoint is kept')

@@ -1,0 +1,142 @@
+"""Faults survived: SIGKILL + --resume gives the same weights, checkpoint writes are atomic, non-finite
+losses are skipped or stop the run with a named term, poisoned checkpoints are never written."""
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from mmengine.model import BaseModel
+from mmengine.runner import Runner, save_checkpoint
+
+import mmcompact  # noqa: F401
+from mmcompact.checkpoint import safe_load
+
+from conftest import ROOT, make_image_folder
+
+DISTILL_RUN = """
+_base_ = ['{root}/configs/study/ghostnetv3-0.5x_kd_synthetic_cls.py']
+model = dict(teacher_checkpoint=None,
+             student='{root}/configs/study/ghostnetv3-0.5x_synthetic_cls.py',
+             teacher='{root}/configs/study/resnet18_synthetic_cls.py')
+data_preprocessor = dict(num_classes=6)
+train_dataloader = dict(batch_size=4, dataset=dict(data_root='{data}'))
+val_dataloader = dict(batch_size=8, dataset=dict(data_root='{data}'))
+test_dataloader = val_dataloader
+train_cfg = dict(max_epochs=4, val_interval=4)
+param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True, T_max=4, eta_min=1e-5)]
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2),
+                     logger=dict(type='LoggerHook', interval=1))
+custom_hooks = [dict(type='EMAHook', momentum=0.01, priority='ABOVE_NORMAL'),
+                dict(type='mmcompact.DistillLossWeightHook', schedule='cosine', min_factor=0.2),
+                dict(type='mmcompact.RandomStateHook'),
+                dict(type='mmcompact.NonFiniteLossHook')]
+randomness = dict(seed=0, deterministic=True)
+"""
+
+
+def _train(config, work_dir, *extra):
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, 'tools', 'train.py'), str(config),
+                             '--work-dir', str(work_dir), *extra], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _final_weights(work_dir):
+    checkpoint = safe_load(os.path.join(work_dir, 'epoch_4.pth'), map_location='cpu')
+    return checkpoint['state_dict'], checkpoint.get('ema_state_dict', {})
+
+
+def test_distillation_run_killed_and_resumed_ends_with_the_same_weights(tmp_path):
+    """Re-param student, EMA, loss-weight schedule, random flips; SIGKILL at a random moment after the
+    first epoch checkpoint, then --resume: bitwise the same final (EMA and raw) weights."""
+    data = make_image_folder(tmp_path / 'data', per_class=8, size=64)
+    config = tmp_path / 'run.py'
+    config.write_text(DISTILL_RUN.format(root=ROOT, data=data))
+    reference = _train(config, tmp_path / 'reference')
+    killed = _train(config, tmp_path / 'killed')
+    deadline = time.time() + 300
+    while not (tmp_path / 'killed' / 'epoch_1.pth').exists():
+        assert killed.poll() is None and time.time() < deadline, killed.stderr.read()[-2000:]
+        time.sleep(0.2)
+    time.sleep(random.Random(os.getpid()).uniform(0.0, 2.0))  # somewhere in epoch 2 or 3, maybe mid-save
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert reference.wait() == 0, reference.stderr.read()[-2000:]
+    assert not (tmp_path / 'killed' / 'epoch_4.pth').exists()
+    resumed = _train(config, tmp_path / 'killed', '--resume')
+    assert resumed.wait() == 0, resumed.stderr.read()[-2000:]
+    for expected, got in zip(_final_weights(tmp_path / 'reference'), _final_weights(tmp_path / 'killed')):
+        assert expected.keys() == got.keys()
+        for key in expected:
+            assert torch.equal(expected[key], got[key]), key
+
+
+def test_runner_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
+    path = str(tmp_path / 'epoch_1.pth')
+    save_checkpoint({'state_dict': {'w': torch.ones(3)}}, path)
+
+    def crash(fd):
+        raise OSError('simulated crash before the rename')
+
+    monkeypatch.setattr(os, 'fsync', crash)
+    with pytest.raises(OSError, match='simulated'):
+        save_checkpoint({'state_dict': {'w': torch.zeros(3)}}, path)
+    assert torch.equal(safe_load(path)['state_dict']['w'], torch.ones(3))  # the previous one, intact
+    assert os.listdir(tmp_path) == ['epoch_1.pth']  # no temporary file left behind
+
+
+class ToyModel(BaseModel):
+    """loss_task is NaN at the iterations listed in ``nan_at``."""
+
+    def __init__(self, nan_at=()):
+        super().__init__()
+        self.linear = torch.nn.Linear(2, 1)
+        self.nan_at, self.calls = set(nan_at), 0
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        self.calls += 1
+        loss = self.linear(inputs).pow(2).mean()
+        if self.calls in self.nan_at:
+            loss = loss * float('nan')
+        return dict(loss_task=loss, loss_aux=loss.detach() * 0)
+
+
+def _toy_runner(tmp_path, model, action, max_skips=100):
+    dataset = [dict(inputs=torch.ones(2)) for _ in range(8)]
+    return Runner(
+        model=model, work_dir=str(tmp_path), train_cfg=dict(by_epoch=False, max_iters=6),
+        train_dataloader=dict(dataset=dataset, batch_size=2, sampler=dict(type='DefaultSampler', shuffle=False),
+                              collate_fn=dict(type='default_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        custom_hooks=[dict(type='mmcompact.NonFiniteLossHook', action=action, max_skips=max_skips)],
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=100)),
+        env_cfg=dict(dist_cfg=dict(backend='gloo')), experiment_name=f'toy_{action}_{time.time_ns()}')
+
+
+def test_nonfinite_loss_is_skipped_and_counted(tmp_path):
+    model = ToyModel(nan_at={3})
+    runner = _toy_runner(tmp_path, model, 'skip')
+    runner.train()
+    assert torch.isfinite(model.linear.weight).all()
+    assert runner.message_hub.get_scalar('train/nonfinite_skipped').current() == 1
+
+
+def test_nonfinite_loss_stops_naming_the_term_and_iteration(tmp_path):
+    runner = _toy_runner(tmp_path, ToyModel(nan_at={2}), 'stop')
+    with pytest.raises(FloatingPointError, match=r'iteration 2: loss_task=nan'):
+        runner.train()
+
+
+def test_too_many_skips_stop_the_run(tmp_path):
+    runner = _toy_runner(tmp_path, ToyModel(nan_at={1, 2, 3}), 'skip', max_skips=2)
+    with pytest.raises(FloatingPointError, match='more than max_skips=2'):
+        runner.train()
+
+
+def test_a_checkpoint_with_nonfinite_weights_is_never_written(tmp_path):
+    from mmcompact.engine import NonFiniteLossHook
+    with pytest.raises(FloatingPointError, match="state_dict\\['w'\\]"):
+        NonFiniteLossHook().before_save_checkpoint(None, {'state_dict': {'w': torch.tensor([1.0, float('inf')])}})
