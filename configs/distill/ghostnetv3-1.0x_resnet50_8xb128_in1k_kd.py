@@ -37,4 +37,6 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 custom_hooks = [
     dict(type='EMAHook', momentum=1e-4, priority='ABOVE_NORMAL'),
     dict(type='mmcompact.StudentExportHook'),
+    dict(type='mmcompact.RandomStateHook'),  # --resume draws the same augmentations as an unbroken run
+    dict(type='mmcompact.NonFiniteLossHook', action='skip', max_skips=100),
 ]

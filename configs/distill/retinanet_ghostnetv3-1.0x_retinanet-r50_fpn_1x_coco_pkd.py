@@ -15,4 +15,6 @@ model = dict(
     distill_losses=dict(
         loss_pkd_fpn=dict(type='PKDLoss', loss_weight=6.0, student='fpn', teacher='fpn'),
         loss_kd_cls=dict(type='DenseHeadKDLoss', tau=1.0, loss_weight=1.0, student='cls', teacher='cls')))
-custom_hooks = [dict(type='mmcompact.StudentExportHook', check_shape=(1, 3, 320, 320))]
+custom_hooks = [dict(type='mmcompact.StudentExportHook', check_shape=(1, 3, 320, 320)),
+                dict(type='mmcompact.RandomStateHook'),
+                dict(type='mmcompact.NonFiniteLossHook', action='skip', max_skips=100)]
