@@ -2,6 +2,7 @@
 Mixup/CutMix student, same deploy architecture and FLOPs, several seeds, on synthetic classification data.
 
     python tools/recipe_study.py [--work-dir work_dirs/recipe_study] [--seeds 0 1 2] [--epochs 12]
+                                 [--teacher-epochs N] [--num-train 600] [--num-val 300]
 
 Writes results.md (table, mean and spread, the commands) and recipe_study.png into the work dir. Each
 step is a normal tool run: make_synthetic.py, train.py on configs/study/*.py.
@@ -26,6 +27,7 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', default='work_dirs/recipe_study')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--epochs', type=int, default=12)
+    parser.add_argument('--teacher-epochs', type=int, help='default: --epochs')
     parser.add_argument('--num-train', type=int, default=600)
     parser.add_argument('--num-val', type=int, default=300)
     return parser.parse_args(argv)
@@ -49,7 +51,7 @@ def main(argv=None) -> int:
     import train as train_tool
 
     import mmcompact  # noqa: F401
-    from mmcompact.analysis import count_complexity, last_value, read_scalars
+    from mmcompact.analysis import count_complexity, final_metric
     from mmcompact.apis import build_model, load_config
     from mmcompact.reparam import reparameterize_model
 
@@ -62,19 +64,25 @@ def main(argv=None) -> int:
     commands = []
 
     def run(config, run_dir, options):
+        done = final_metric(run_dir, 'accuracy/top1')
+        if done is not None:  # finished earlier: a re-run of the study only trains what is missing
+            return done
         argv = [config, '--work-dir', run_dir, '--cfg-options'] + [f'{k}={v}' for k, v in options.items()]
         commands.append('python tools/train.py ' + ' '.join(os.path.relpath(a) if os.path.isabs(a) else a
                                                            for a in argv))
         if train_tool.main(argv):
             raise RuntimeError(f'training failed: {run_dir}')
-        return last_value(read_scalars(run_dir), 'accuracy/top1')
+        return final_metric(run_dir, 'accuracy/top1')
 
     if not os.path.isdir(os.path.join(data, 'val')):
         make_synthetic.main(['cls', data, '--num-train', str(args.num_train), '--num-val', str(args.num_val),
                              '--classes', '6', '--size', '64'])
     teacher_dir = os.path.join(work_dir, 'teacher')
-    teacher_ckpt = os.path.join(teacher_dir, f'epoch_{args.epochs}.pth')
-    teacher_acc = run(TEACHER, teacher_dir, common)
+    teacher_epochs = args.teacher_epochs or args.epochs
+    teacher_ckpt = os.path.join(teacher_dir, f'epoch_{teacher_epochs}.pth')
+    teacher_acc = run(TEACHER, teacher_dir, {
+        **common, 'train_cfg.max_epochs': teacher_epochs, 'train_cfg.val_interval': teacher_epochs,
+        'param_scheduler.0.T_max': teacher_epochs, 'default_hooks.checkpoint.interval': teacher_epochs})
 
     results = {}
     for name, (config, options) in variants(teacher_ckpt).items():
@@ -100,7 +108,8 @@ def main(argv=None) -> int:
     lines.append(f'| teacher (ResNet-18) | | {teacher_acc:.2f} | | |')
     table = '\n'.join(lines)
     with open(os.path.join(work_dir, 'results.md'), 'w') as f:
-        f.write(f'# Recipe study (synthetic classification, {args.epochs} epochs, seeds {args.seeds})\n\n'
+        f.write(f'# Recipe study (synthetic classification, {args.num_train} train / {args.num_val} val images, '
+                f'students {args.epochs} epochs, teacher {teacher_epochs}, seeds {args.seeds})\n\n'
                 f'{table}\n\nCommands:\n\n```\n' + '\n'.join(commands) + '\n```\n')
 
     import matplotlib

@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     import train as train_tool
 
     import mmcompact  # noqa: F401
-    from mmcompact.analysis import last_value, read_scalars
+    from mmcompact.analysis import final_metric
     from mmcompact.apis import load_config
     from mmcompact.structure import count_deployed, export_structure as export_lib, load_search
     from mmcompact.structure.api import write_student_configs
@@ -147,10 +147,10 @@ def main(argv=None) -> int:
             macs = count_deployed(_build(load_config(os.path.join(out, 'student.py'))), input_shape)['macs']
             for seed in args.seeds:
                 run_dir = os.path.join(out, f'seed{seed}')
-                if last_value(read_scalars(run_dir), 'accuracy/top1') is None:
+                if final_metric(run_dir, 'accuracy/top1') is None:
                     tool(train_tool, [os.path.join(out, 'student_kd.py'), '--work-dir', run_dir, '--cfg-options']
                          + [f'{k}={v}' for k, v in dict(train_options, **{'randomness.seed': seed}).items()])
-                top1 = last_value(read_scalars(run_dir), 'accuracy/top1')
+                top1 = final_metric(run_dir, 'accuracy/top1')
                 measured.append(dict(name=method, budget=budget, macs=macs, seed=seed, top1=top1))
                 print(f'== {tag} {method} seed {seed}: {macs / 1e6:.2f}M MACs, top-1 {top1:.2f}', flush=True)
 

@@ -27,11 +27,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import mmcompact  # noqa: F401
     from mmcompact.apis import evaluate, load_config, resolve_work_dir, setup_launcher
+    from mmcompact.checkpoint import UnsafeCheckpointError
     try:
         cfg = load_config(args.config, args.cfg_options)
         setup_launcher(cfg, args.launcher)
         metrics = evaluate(cfg, args.checkpoint, resolve_work_dir(cfg, args.config, args.work_dir))
-    except (FileNotFoundError, KeyError) as err:
+    except (FileNotFoundError, KeyError, UnsafeCheckpointError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     print(' '.join(f'{k}: {v:.4f}' if isinstance(v, float) else f'{k}: {v}' for k, v in metrics.items()))

@@ -32,6 +32,7 @@ def main(argv=None) -> int:
     from mmengine.runner import Runner
 
     from mmcompact.apis import load_config, resolve_work_dir, setup_launcher
+    from mmcompact.checkpoint import UnsafeCheckpointError
     try:
         cfg = load_config(args.config, args.cfg_options)
     except (FileNotFoundError, KeyError) as err:
@@ -48,7 +49,14 @@ def main(argv=None) -> int:
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
-    Runner.from_cfg(cfg).train()
+    if args.resume not in (None, 'auto') and not osp.isfile(args.resume):
+        print(f'error: --resume checkpoint {args.resume!r} does not exist', file=sys.stderr)
+        return 1
+    try:
+        Runner.from_cfg(cfg).train()
+    except (UnsafeCheckpointError, FloatingPointError) as err:  # refused checkpoint, NonFiniteLossHook stop
+        print(f'error: {err}', file=sys.stderr)
+        return 1
     return 0
 
 

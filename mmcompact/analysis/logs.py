@@ -22,3 +22,12 @@ def last_value(records: List[dict], key: str) -> float:
         seen = sorted({k for r in records for k in r})
         raise KeyError(f"'{key}' was never logged (logged keys: {seen})")
     return values[-1]
+
+
+def final_metric(work_dir: str, key: str):
+    """The last logged value of ``key`` in ``work_dir``'s latest run, or None when it never logged it (the
+    run has not finished its validation): lets a study skip the runs it already has."""
+    try:
+        return last_value(read_scalars(work_dir), key)
+    except KeyError:
+        return None

@@ -26,7 +26,7 @@ _NUMPY_GLOBALS = (
 _MMENGINE_GLOBALS = ('mmengine.logging.history_buffer.HistoryBuffer', )
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError):
+class UnsafeCheckpointError(pickle.UnpicklingError, ValueError):
     """A checkpoint pickles a global that is not on the allow-list; nothing from it was executed."""
 
 

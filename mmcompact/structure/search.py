@@ -193,7 +193,7 @@ class BlockwiseDistillation:
                 running = losses if running is None else running + losses
                 if (step + 1) % self.log_interval == 0:
                     self.logger.info(f'structure search: epoch {epoch + 1} iter {step + 1}/'
-                                     f'{self.iters_per_epoch} mean block loss {losses.mean():.4f}')
+                                     f'{self.iters_per_epoch} mean block loss {losses.nanmean():.4f}')
                 if progress:
                     progress(1)
                 if (step + 1) % self.checkpoint_interval == 0 and step + 1 < self.iters_per_epoch:
