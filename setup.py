@@ -29,6 +29,6 @@ setup(
         'matplotlib',
         'tqdm',
     ],
-    extras_require={'tests': ['pytest', 'timm==1.0.31']},
+    extras_require={'tests': ['pytest', 'hypothesis', 'timm==1.0.31']},
     license='Apache-2.0',
 )

@@ -11,6 +11,7 @@ Every type takes ``deploy``: build directly what ``reparameterize_model`` makes 
 branches folded), so a folded checkpoint loads strictly; types without re-param branches ignore it.
 """
 import copy
+import inspect
 from dataclasses import asdict, dataclass
 from typing import Optional
 
@@ -32,10 +33,24 @@ class Interface:
         return asdict(self)
 
 
+def check_options(name: str, **options) -> None:
+    """Reject option values that would break the block interface or cannot build, naming the option."""
+    for key, value in options.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f'{name}: {key} must be a number, got {value!r}')
+        if key == 'kernel_size' and (not isinstance(value, int) or value < 1 or value % 2 == 0):
+            raise ValueError(f'{name}: kernel_size must be an odd positive int (keeps the spatial size), '
+                             f'got {value!r}')
+        if key in ('num_blocks', 'num_branches') and (not isinstance(value, int) or value < 1):
+            raise ValueError(f'{name}: {key} must be an int >= 1, got {value!r}')
+        if key in ('expand_ratio', 'width_ratio') and not 0 < value <= 64:
+            raise ValueError(f'{name}: {key} must be in (0, 64], got {value!r}')
+        if key == 'se_ratio' and not 0 <= value < 1:
+            raise ValueError(f'{name}: se_ratio must be in [0, 1), got {value!r}')
+
+
 def _stack(make_block, interface: Interface, num_blocks: int) -> list:
     """``num_blocks`` blocks: the first changes channels/stride, the rest are out->out with stride 1."""
-    if num_blocks < 1:
-        raise ValueError(f'num_blocks must be >= 1, got {num_blocks}')
     return [make_block(interface.in_channels if i == 0 else interface.out_channels, interface.out_channels,
                        interface.stride if i == 0 else 1) for i in range(num_blocks)]
 
@@ -67,6 +82,8 @@ class InvertedResidual(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, kernel_size: int = 3,
                  expand_ratio: float = 6, num_blocks: int = 1, deploy: bool = False):
+        check_options(type(self).__name__, kernel_size=kernel_size, expand_ratio=expand_ratio,
+                      num_blocks=num_blocks)
         super().__init__(*_stack(
             lambda i, o, s: InvertedResidualBlock(i, o, s, kernel_size, expand_ratio),
             Interface(in_channels, out_channels, stride), num_blocks))
@@ -109,8 +126,7 @@ class BasicResidual(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, width_ratio: float = 1.0,
                  kernel_size: int = 3, num_blocks: int = 1, deploy: bool = False):
-        if width_ratio <= 0:
-            raise ValueError(f'width_ratio must be > 0, got {width_ratio}')
+        check_options('BasicResidual', width_ratio=width_ratio, kernel_size=kernel_size, num_blocks=num_blocks)
         super().__init__(*_stack(
             lambda i, o, s: BasicResidualBlock(i, o, s, kernel_size, width_ratio),
             Interface(in_channels, out_channels, stride), num_blocks))
@@ -125,6 +141,8 @@ class GhostBlock(nn.Sequential):
     def __init__(self, in_channels: int, out_channels: int, stride: int, kernel_size: int = 3,
                  expand_ratio: float = 3, se_ratio: float = 0.0, dfc: bool = True, num_branches: int = 3,
                  num_blocks: int = 1, deploy: bool = False):
+        check_options('GhostBlock', kernel_size=kernel_size, expand_ratio=expand_ratio, se_ratio=se_ratio,
+                      num_branches=num_branches, num_blocks=num_blocks)
         super().__init__(*_stack(
             lambda i, o, s: GhostBottleneckV3(
                 i, make_divisible(o * expand_ratio), o, kernel_size, se_ratio, s, dfc=dfc,
@@ -143,6 +161,7 @@ class Keep:
     def applicable(interface: Interface, block: nn.Module, num_blocks: Optional[int] = None) -> Optional[str]:
         if num_blocks is None:
             return None
+        check_options('Keep', num_blocks=num_blocks)
         if not isinstance(block, nn.Sequential):
             return f'num_blocks needs a stage (nn.Sequential), got {type(block).__name__}'
         if not 1 <= num_blocks < len(block):
@@ -218,6 +237,11 @@ def build_candidate(spec: dict, interface: Interface, block: Optional[nn.Module]
     cls = candidate_class(spec)
     options = {k: v for k, v in spec.items() if k != 'type'}
     options.setdefault('deploy', deploy)
+    accepted = inspect.signature(cls.from_block if hasattr(cls, 'from_block') else cls).parameters
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise KeyError(f"candidate {spec['type']} has no option(s) {unknown}; it takes "
+                       f"{sorted(set(accepted) - {'block', 'interface', 'in_channels', 'out_channels', 'stride'})}")
     if hasattr(cls, 'from_block'):
         if block is None:
             raise ValueError(f"candidate {spec['type']} derives from the original block: pass it")

@@ -39,8 +39,12 @@ def _grid_costs(costs: np.ndarray, budgets: Sequence[float],
     limits = [int(resolution)] * len(budgets) if np.isscalar(resolution) else [int(r) for r in resolution]
     units = np.zeros(costs.shape, dtype=np.int64)
     for k, budget in enumerate(budgets):
-        step = budget / limits[k] if budget > 0 else 1.0
-        units[..., k] = np.ceil(costs[..., k] / step).astype(np.int64)
+        if budget <= 0:  # only free candidates fit
+            units[..., k] = np.where(costs[..., k] <= 0, 0, limits[k] + 1)
+            continue
+        step = budget / limits[k]
+        with np.errstate(over='ignore'):  # a cost beyond the budget only needs to be marked as not fitting
+            units[..., k] = np.minimum(np.ceil(costs[..., k] / step), limits[k] + 1).astype(np.int64)
     return units, limits
 
 

@@ -38,6 +38,9 @@ STEM_CHANNELS = 16
 LAST_CHANNELS = 960
 
 
+MIN_INPUT_SIZE = 33  # smallest size whose stride-32 maps the DFC attention can still pool
+
+
 def make_divisible(value: float, divisor: int = 4) -> int:
     """Round ``value`` to a multiple of ``divisor`` (at least ``divisor``), never more than 10% below it."""
     rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
@@ -161,8 +164,17 @@ class GhostNetV3(BaseModule):
                  act_cfg: dict = dict(type='ReLU'),
                  deploy: bool = False, init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
-        if widen_factor <= 0:
-            raise ValueError(f'widen_factor must be > 0, got {widen_factor}')
+        if isinstance(widen_factor, bool) or not isinstance(widen_factor, (int, float)) \
+                or not 0 < widen_factor <= 8:
+            raise ValueError(f'widen_factor must be a number in (0, 8], got {widen_factor!r}')
+        if isinstance(out_indices, int) or not all(isinstance(i, int) for i in out_indices):
+            raise TypeError(f'out_indices must be a sequence of stage indices, e.g. (9, ), got {out_indices!r}')
+        if list(out_indices) != sorted(set(out_indices)):
+            raise ValueError(f'out_indices must be increasing without repeats (outputs come in stage order), '
+                             f'got {tuple(out_indices)}; e.g. {tuple(sorted(set(out_indices)))}')
+        if not isinstance(frozen_stages, int) or not isinstance(num_branches, int) or num_branches < 1:
+            raise ValueError(f'frozen_stages must be an int and num_branches an int >= 1, got {frozen_stages!r} '
+                             f'and {num_branches!r}')
         num_stages = len(GHOSTNETV3_ARCH) + 1
         bad = [i for i in out_indices if not -1 <= i < num_stages]
         if bad:
@@ -198,6 +210,10 @@ class GhostNetV3(BaseModule):
         self._freeze_stages()
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        if x.dim() != 4 or x.shape[1] != 3 or min(x.shape[-2:]) < MIN_INPUT_SIZE:
+            raise ValueError(f'GhostNetV3 takes (N, 3, H, W) images with H, W >= {MIN_INPUT_SIZE} (its DFC '
+                             f'attention pools the stride-32 maps), got {tuple(x.shape)}: resize the input '
+                             '(e.g. the pipeline\'s Resize/RandomResizedCrop scale)')
         x = self.stem(x)
         outs = [x] if -1 in self.out_indices else []
         for i, stage in enumerate(self.stages):
