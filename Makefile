@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 READY := $(VENV)/.mmcompact-ready
 
-.PHONY: install demo test clean-venv
+.PHONY: install demo test faults clean-venv
 
 install: $(READY)
 
@@ -17,6 +17,10 @@ demo: install
 
 test: install
 	$(PYTHON) -m pytest
+
+# The fault tests alone: SIGKILL + resume, atomic writes, NaN guard, malicious checkpoints, fuzzing.
+faults: install
+	$(PYTHON) -m pytest tests/test_reliability.py tests/test_security.py tests/test_fuzz.py tests/test_checkpoint_safety.py
 
 clean-venv:
 	rm -rf $(VENV)

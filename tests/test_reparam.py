@@ -141,3 +141,15 @@ def test_foreign_switch_to_deploy_blocks_are_folded_too():
     reparameterize_model(model)
     assert block.deploy and foldable_modules(model) == []
     assert max_abs_diff(expected, model(x)) <= 1e-5
+
+
+def test_bn_with_near_zero_variance_folds_exactly():
+    """running_var ~ 0 makes 1/sqrt(var + eps) large (~300 for eps 1e-5): the float64 fold stays exact."""
+    module = randomize_bn(RepConvBN(8, 8, 3, groups=8)).eval()
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_var.fill_(1e-12)
+    x = torch.randn(2, 8, 9, 9)
+    expected = module(x)
+    module.switch_to_deploy()
+    assert max_abs_diff(expected, module(x)) <= 1e-5 * max(1.0, expected.abs().max().item())

@@ -13,6 +13,7 @@ from torch import nn
 
 from ..apis import build_model
 from ..checkpoint import safe_load, save_atomic
+from ..checkpoint.io import atomic_file
 from .knapsack import Selection, pareto_front, select
 from .search import STATE_FILE, BlockwiseDistillation, CandidateBank, additivity_check
 from .space import SearchSpace, assemble, build_search_space, cost_table, count_deployed
@@ -90,9 +91,8 @@ def run_search(cfg: Config, work_dir: str, resume: bool = False,
         additivity=check, search_seconds=time.time() - started)
     if not os.path.exists(os.path.join(work_dir, CONFIG_FILE)):
         cfg.dump(os.path.join(work_dir, CONFIG_FILE))
-    with open(result_path + '.tmp', 'w') as f:
+    with atomic_file(result_path, 'w') as f:
         json.dump(result, f, indent=1)
-    os.replace(result_path + '.tmp', result_path)
     MMLogger.get_current_instance().info(
         f'structure search: additivity check on {len(check["choices"])} configurations: Spearman '
         f'{check["spearman"]:.3f}; wrote {result_path}')
