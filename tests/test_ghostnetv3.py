@@ -83,7 +83,7 @@ def test_frozen_stages_and_norm_eval():
 
 
 @pytest.mark.parametrize('kwargs, message', [
-    (dict(widen_factor=0), 'widen_factor must be > 0'),
+    (dict(widen_factor=0), 'widen_factor must be a number in'),
     (dict(out_indices=(3, 10)), r'out_indices .* contains \[10\]'),
     (dict(frozen_stages=12), 'frozen_stages must be in'),
 ])

@@ -1,7 +1,8 @@
 """Convert official GhostNetV3 release files and timm ``ghostnetv3_*`` state dicts to mmcompact keys.
 
 Output keys are those of an mmpretrain ``ImageClassifier`` with ``backbone=GhostNetV3`` and
-``head=GhostNetV3ClsHead`` (``backbone.*``, ``head.*``), training form or deploy form as in the source.
+``head=GhostNetV3ClsHead`` (``backbone.*``, ``head.*``), training form or deploy form as in the source (a
+deploy-form source also gets its remaining conv-BN pairs fused, as mmcompact's deploy form has no BN).
 Detectors use the same file through ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
 """
 import os
@@ -57,7 +58,8 @@ def _apply(rules: List[Rule], key: str):
 
 def convert_ghostnetv3_state_dict(state_dict: Dict[str, torch.Tensor]
                                   ) -> Tuple[Dict[str, torch.Tensor], List[str]]:
-    """Rename official/timm GhostNetV3 keys to mmcompact's; returns (converted, unrecognised keys)."""
+    """Rename official/timm GhostNetV3 keys to mmcompact's (fusing the remaining conv-BN pairs of a
+    deploy-form source); returns (converted, unrecognised keys)."""
     converted, unknown = {}, []
     for key, value in state_dict.items():
         key = key[len('module.'):] if key.startswith('module.') else key
@@ -72,7 +74,28 @@ def convert_ghostnetv3_state_dict(state_dict: Dict[str, torch.Tensor]
             unknown.append(key)
         else:
             converted[new] = value
+    if any(k.endswith('.fused.weight') for k in converted):  # a deploy-form source
+        converted = fuse_conv_bn_keys(converted)
     return converted, unknown
+
+
+def fuse_conv_bn_keys(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Fold every ``P.bn.*`` group into ``P.conv.weight`` (+ ``P.conv.bias``), as ``ConvBN.fuse_bn`` does:
+    the official/timm deploy forms keep the BatchNorms of the stem, shortcuts, DFC and stage 9, mmcompact's
+    deploy form has none. BN eps is PyTorch's default (1e-5), as in the official code."""
+    from torch import nn
+
+    from ..reparam.fuse import fuse_conv_bn_weights
+    out = dict(state_dict)
+    for key in [k for k in state_dict if k.endswith('.bn.running_mean')]:
+        prefix = key[:-len('bn.running_mean')]
+        weight = out.pop(f'{prefix}conv.weight')
+        bn = nn.BatchNorm2d(weight.shape[0])
+        bn.load_state_dict({name: out.pop(f'{prefix}bn.{name}') for name in list(bn.state_dict())
+                            if f'{prefix}bn.{name}' in out}, strict=False)
+        kernel, bias = fuse_conv_bn_weights(weight, None, bn.eval())
+        out[f'{prefix}conv.weight'], out[f'{prefix}conv.bias'] = kernel.to(weight.dtype), bias.to(weight.dtype)
+    return out
 
 
 def load_ghostnetv3_source(path: str, use_ema: bool = True) -> Dict[str, torch.Tensor]:

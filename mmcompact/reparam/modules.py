@@ -89,6 +89,8 @@ class ConvBN(nn.Module):
         self.bn = None
         self.deploy = True
 
+    switch_to_deploy = fuse_bn  # so that reparameterize_model leaves no BatchNorm of a ConvBN behind
+
 
 @MODELS.register_module()
 class RepConvBN(nn.Module):

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .fuse import FoldError, check_foldable_norm, fuse_conv_bn_weights
-from .modules import ConvBN, make_folded_conv
+from .modules import make_folded_conv
 
 
 def _post_order(module: nn.Module, prefix: str = ''):
@@ -27,18 +27,24 @@ def _needs_fold(module: nn.Module) -> bool:
 
 
 def foldable_modules(model: nn.Module) -> List[str]:
-    """Paths of the modules ``reparameterize_model`` would fold (empty: nothing to fold)."""
-    return [name for name, m in model.named_modules() if _needs_fold(m)]
+    """Paths of the outermost modules ``reparameterize_model`` would fold (a RepConvBN, not also its
+    branches); empty: nothing to fold."""
+    paths: List[str] = []
+    for name, module in model.named_modules():
+        if _needs_fold(module) and not any(name.startswith(f'{p}.') or not p for p in paths):
+            paths.append(name)
+    return paths
 
 
 def reparameterize_model(model: nn.Module, inplace: bool = True, fuse_conv_bn: bool = False) -> nn.Module:
     """Fold every re-parameterizable module of ``model`` (any nn.Module tree) into its deploy form.
 
     The model must be in eval mode (folding uses BN running statistics). Idempotent: a folded model is
-    returned unchanged. Parameters stay trainable (their ``requires_grad`` is kept). With
-    ``fuse_conv_bn=True`` plain conv + BatchNorm pairs are folded too: mmcompact ``ConvBN`` modules, mmcv
-    ``ConvModule`` with norm after conv, and a Conv2d directly followed by a BatchNorm inside an
-    ``nn.Sequential``; other pairs are left alone, since their order in ``forward`` is not known.
+    returned unchanged. Parameters stay trainable (their ``requires_grad`` is kept). mmcompact's ``ConvBN``
+    is always fused (it has ``switch_to_deploy``). With ``fuse_conv_bn=True`` other libraries' conv +
+    BatchNorm pairs are folded too: mmcv ``ConvModule`` with norm after conv, and a Conv2d directly followed by
+    a BatchNorm inside an ``nn.Sequential``; other pairs are left alone, since their order in ``forward`` is
+    not known.
     Raises ``FoldError`` naming the module path when a module cannot be folded exactly.
     """
     if not inplace:
@@ -70,12 +76,7 @@ def fuse_conv_bn_pairs(model: nn.Module) -> nn.Module:
     """Fold conv + BatchNorm pairs whose order is known (see ``reparameterize_model``), in place."""
     from mmcv.cnn import ConvModule
     for name, module in list(model.named_modules()):
-        if isinstance(module, ConvBN):
-            try:
-                module.fuse_bn()
-            except FoldError as err:
-                raise FoldError(f"'{name}': {err}") from err
-        elif (isinstance(module, ConvModule) and module.with_norm and module.order.index('conv')
+        if (isinstance(module, ConvModule) and module.with_norm and module.order.index('conv')
               < module.order.index('norm') and isinstance(module.norm, _BatchNorm)):
             if module.norm.training:
                 raise FoldError(f"'{name}' is in training mode: call model.eval() before fusing conv+BN.")

@@ -21,7 +21,7 @@ from .space import SearchSpace, assemble, build_search_space, cost_table, count_
 RESULT_FILE = 'search.json'
 CONFIG_FILE = 'search_config.py'
 SEARCH_KEYS = {'teacher_checkpoint', 'input_shape', 'blocks', 'candidates', 'epochs', 'optimizer',
-               'checkpoint_interval', 'log_interval', 'correlation_samples', 'seed'}
+               'checkpoint_interval', 'log_interval', 'correlation_samples', 'seed', 'output_affine'}
 
 
 def search_settings(cfg: Config) -> dict:
@@ -52,7 +52,7 @@ def build_teacher_and_space(cfg: Config, settings: dict):
     if not isinstance(getattr(model, 'backbone', None), nn.Module):
         raise TypeError(f'the structure search needs a model with a backbone, got {type(model).__name__}')
     space = build_search_space(model.backbone, settings['input_shape'], settings['candidates'],
-                               settings.get('blocks'))
+                               settings.get('blocks'), settings.get('output_affine', True))
     return model, space
 
 

@@ -7,14 +7,16 @@ i.e. it keeps the block's interface, so any combination of candidates assembles 
 A type that derives from the teacher's block instead (``Keep``, ``Skip``) defines a classmethod
 ``from_block(block, interface, **options)``. ``applicable(interface, block, **options)`` (optional) returns
 None or the reason the candidate cannot replace that block (e.g. a skip where the stride is 2).
-Every type takes ``deploy``: build directly what ``reparameterize_model`` makes of it (the re-param
-branches folded), so a folded checkpoint loads strictly; types without re-param branches ignore it.
+Any spec may add ``output_affine=True``: the block is followed by a per-channel affine (``OutputAffine``),
+which the search adds to every trained candidate. Every type takes ``deploy``: build directly what ``reparameterize_model`` makes of it (re-param branches
+folded, conv-BN pairs fused), so a folded checkpoint loads strictly.
 """
 import copy
 import inspect
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+import torch
 from torch import nn
 
 from ..models.backbones.ghostnetv3 import GhostBottleneckV3, make_divisible
@@ -60,13 +62,13 @@ class InvertedResidualBlock(nn.Module):
     the shape is kept)."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, kernel_size: int,
-                 expand_ratio: float):
+                 expand_ratio: float, deploy: bool = False):
         super().__init__()
         hidden = make_divisible(in_channels * expand_ratio, 8) if expand_ratio != 1 else in_channels
         relu6 = dict(type='ReLU6')
-        layers = [] if expand_ratio == 1 else [ConvBN(in_channels, hidden, 1, act_cfg=relu6)]
-        layers += [ConvBN(hidden, hidden, kernel_size, stride, groups=hidden, act_cfg=relu6),
-                   ConvBN(hidden, out_channels, 1)]
+        layers = [] if expand_ratio == 1 else [ConvBN(in_channels, hidden, 1, act_cfg=relu6, deploy=deploy)]
+        layers += [ConvBN(hidden, hidden, kernel_size, stride, groups=hidden, act_cfg=relu6, deploy=deploy),
+                   ConvBN(hidden, out_channels, 1, deploy=deploy)]
         self.conv = nn.Sequential(*layers)
         self.residual = stride == 1 and in_channels == out_channels
 
@@ -85,7 +87,7 @@ class InvertedResidual(nn.Sequential):
         check_options(type(self).__name__, kernel_size=kernel_size, expand_ratio=expand_ratio,
                       num_blocks=num_blocks)
         super().__init__(*_stack(
-            lambda i, o, s: InvertedResidualBlock(i, o, s, kernel_size, expand_ratio),
+            lambda i, o, s: InvertedResidualBlock(i, o, s, kernel_size, expand_ratio, deploy),
             Interface(in_channels, out_channels, stride), num_blocks))
 
 
@@ -105,14 +107,14 @@ class BasicResidualBlock(nn.Module):
     (+ identity or 1x1 projection) -> ReLU."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, kernel_size: int,
-                 width_ratio: float):
+                 width_ratio: float, deploy: bool = False):
         super().__init__()
         hidden = make_divisible(out_channels * width_ratio, 8)
         self.conv = nn.Sequential(
-            ConvBN(in_channels, hidden, kernel_size, stride, act_cfg=dict(type='ReLU')),
-            ConvBN(hidden, out_channels, kernel_size))
+            ConvBN(in_channels, hidden, kernel_size, stride, act_cfg=dict(type='ReLU'), deploy=deploy),
+            ConvBN(hidden, out_channels, kernel_size, deploy=deploy))
         self.shortcut = nn.Identity() if stride == 1 and in_channels == out_channels else \
-            ConvBN(in_channels, out_channels, 1, stride)
+            ConvBN(in_channels, out_channels, 1, stride, deploy=deploy)
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x):
@@ -128,7 +130,7 @@ class BasicResidual(nn.Sequential):
                  kernel_size: int = 3, num_blocks: int = 1, deploy: bool = False):
         check_options('BasicResidual', width_ratio=width_ratio, kernel_size=kernel_size, num_blocks=num_blocks)
         super().__init__(*_stack(
-            lambda i, o, s: BasicResidualBlock(i, o, s, kernel_size, width_ratio),
+            lambda i, o, s: BasicResidualBlock(i, o, s, kernel_size, width_ratio, deploy),
             Interface(in_channels, out_channels, stride), num_blocks))
 
 
@@ -198,6 +200,19 @@ class Skip:
         return nn.Identity()
 
 
+class OutputAffine(nn.Module):
+    """Per-channel ``x * weight + bias`` on (N, C, H, W): lets a candidate reach the scale of the teacher's
+    features (often far from the unit scale its BatchNorms start at), initialised from data by the search."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
 _ABBREVIATIONS = dict(kernel_size='k', expand_ratio='e', width_ratio='w', num_blocks='x', se_ratio='se',
                       num_branches='b')
 
@@ -207,7 +222,7 @@ def candidate_label(spec: dict) -> str:
     cls = CANDIDATES.get(spec['type'])
     name = getattr(cls, 'short_name', spec['type'])
     options = [f'{_ABBREVIATIONS.get(k, k)}{v:g}' if isinstance(v, (int, float)) and not isinstance(v, bool)
-               else f'{_ABBREVIATIONS.get(k, k)}={v}' for k, v in sorted(spec.items()) if k != 'type']
+               else f'{_ABBREVIATIONS.get(k, k)}={v}' for k, v in sorted(spec.items()) if k not in ('type', 'output_affine')]
     return ' '.join([name] + options)
 
 
@@ -226,7 +241,7 @@ def why_not_applicable(spec: dict, interface: Interface, block: nn.Module) -> Op
     """None when ``spec`` can replace ``block``, else the reason."""
     cls = candidate_class(spec)
     check = getattr(cls, 'applicable', None)
-    options = {k: v for k, v in spec.items() if k not in ('type', 'deploy')}
+    options = {k: v for k, v in spec.items() if k not in ('type', 'deploy', 'output_affine')}
     return check(interface, block, **options) if check else None
 
 
@@ -235,7 +250,7 @@ def build_candidate(spec: dict, interface: Interface, block: Optional[nn.Module]
     """The module of candidate ``spec`` for a block with ``interface``; ``block`` is the (teacher's or base
     backbone's) module at that place, used by block-derived types and reused as is (copy it first)."""
     cls = candidate_class(spec)
-    options = {k: v for k, v in spec.items() if k != 'type'}
+    options = {k: v for k, v in spec.items() if k not in ('type', 'output_affine')}
     options.setdefault('deploy', deploy)
     accepted = inspect.signature(cls.from_block if hasattr(cls, 'from_block') else cls).parameters
     unknown = sorted(set(options) - set(accepted))
@@ -245,8 +260,10 @@ def build_candidate(spec: dict, interface: Interface, block: Optional[nn.Module]
     if hasattr(cls, 'from_block'):
         if block is None:
             raise ValueError(f"candidate {spec['type']} derives from the original block: pass it")
-        return cls.from_block(block, interface, **options)
-    return cls(**interface.as_dict(), **options)
+        module = cls.from_block(block, interface, **options)
+    else:
+        module = cls(**interface.as_dict(), **options)
+    return nn.Sequential(module, OutputAffine(interface.out_channels)) if spec.get('output_affine') else module
 
 
 def copy_block(block: nn.Module) -> nn.Module:

@@ -22,6 +22,7 @@ from torch import nn
 
 from ..checkpoint import safe_load, save_atomic
 from ..distill.recorders import Recorder
+from .candidates import OutputAffine
 from .space import SearchSpace, assemble
 
 STATE_FILE = 'search_state.pth'
@@ -176,6 +177,8 @@ class BlockwiseDistillation:
                 progress(start_epoch * self.iters_per_epoch + start_step)
         total = self.epochs * self.iters_per_epoch
         self.bank.train()
+        if state is None:
+            self.calibrate(next(iter(self.train_loader)))
         for epoch in range(start_epoch, self.epochs):
             if state is not None and epoch == state['epoch']:
                 epoch_rng, running = state['epoch_rng'], state['running']
@@ -201,6 +204,21 @@ class BlockwiseDistillation:
             mean = (running / self.iters_per_epoch).tolist()
             self.history.append([row[:len(labels)] for row, labels in zip(mean, self.space.labels)])
             self._save(epoch + 1, 0, _rng_state(), None)
+
+    @torch.no_grad()
+    def calibrate(self, batch: dict) -> None:
+        """Data-dependent init of every candidate's ``OutputAffine``: per channel, match the mean and std of
+        its output (training mode) on ``batch`` to the teacher block's. Without it, Adam needs thousands of
+        steps to move BatchNorm affines to the scale of trained features (often tens)."""
+        _, xs, ys, _ = self.teacher(batch)
+        for candidates, x, y in zip(self.bank.blocks, xs, ys):
+            y_mean, y_std = y.mean((0, 2, 3)), y.std((0, 2, 3))
+            for candidate in candidates:
+                if isinstance(candidate, nn.Sequential) and isinstance(candidate[-1], OutputAffine):
+                    out = candidate[0](x)
+                    weight = y_std / out.std((0, 2, 3)).clamp_min(1e-6)
+                    candidate[-1].weight.copy_(weight)
+                    candidate[-1].bias.copy_(y_mean - weight * out.mean((0, 2, 3)))
 
     def _train_step(self, batch: dict, iteration: int, total: int) -> torch.Tensor:
         for group in self.optimizer.param_groups:

@@ -27,10 +27,8 @@ class SearchSpace:
         return dict(self.menus[b][c], **self.blocks[b].interface.as_dict())
 
     def is_teacher_block(self, b: int, c: int) -> bool:
-        """Candidate c of block b is the teacher's block unchanged (``Keep`` with all repeats): it is exact
-        already, so it is kept frozen rather than trained."""
-        spec = self.menus[b][c]
-        return spec['type'] in ('Keep', 'mmcompact.Keep') and spec.get('num_blocks') is None
+        """Candidate c of block b is the teacher's block unchanged (frozen, not trained)."""
+        return is_unchanged_teacher_block(self.menus[b][c])
 
     def build(self, b: int, c: int, teacher_backbone: nn.Module) -> nn.Module:
         """A fresh module of candidate c for block b (block-derived ones start as copies of the teacher's)."""
@@ -39,12 +37,18 @@ class SearchSpace:
                                copy_block(teacher_backbone.get_submodule(block.path)))
 
 
+def is_unchanged_teacher_block(spec: dict) -> bool:
+    """``Keep`` with all repeats: exact already, so kept frozen rather than trained."""
+    return spec['type'] in ('Keep', 'mmcompact.Keep') and spec.get('num_blocks') is None
+
+
 def build_search_space(backbone: nn.Module, input_shape: Sequence[int],
                        candidates: Union[List[dict], Dict[str, List[dict]]],
-                       blocks: Sequence[str] = None) -> SearchSpace:
+                       blocks: Sequence[str] = None, output_affine: bool = True) -> SearchSpace:
     """Probe the blocks of ``backbone`` (default partition unless ``blocks``) at ``input_shape`` (C, H, W)
     and keep, per block, the candidates that fit it. ``candidates``: one menu for every block, or
-    ``{block path: menu}``."""
+    ``{block path: menu}``. ``output_affine``: trained candidates end with a per-channel affine (see
+    ``OutputAffine``)."""
     logger = MMLogger.get_current_instance()
     paths = list(blocks) if blocks else default_blocks(backbone)
     probed = probe_blocks(backbone, paths, input_shape)
@@ -61,8 +65,10 @@ def build_search_space(backbone: nn.Module, input_shape: Sequence[int],
             reason = why_not_applicable(spec, block.interface, backbone.get_submodule(block.path))
             if reason:
                 logger.info(f'structure search: {candidate_label(spec)} left out at {block.path}: {reason}')
-            else:
+            elif is_unchanged_teacher_block(spec):
                 kept.append(dict(spec))
+            else:
+                kept.append(dict(spec, output_affine=output_affine))
         if not kept:
             raise ValueError(f'no candidate of the menu fits block {block.path} ({block.interface}): add '
                              "dict(type='Keep') to structure_search.candidates")

@@ -2,8 +2,9 @@
 
 Training form: every ghost-module conv and every stride-2 depthwise conv is a ``RepConvBN`` (3 kxk conv-BN
 branches, plus 1x1 scale and BN identity branches where the official code has them). Deploy form
-(``deploy=True`` or ``switch_to_deploy()``): each of those is one conv with bias; all other conv-BN pairs
-(stem, shortcuts, DFC attention, stage 9) stay as in the official deploy form.
+(``deploy=True`` or ``switch_to_deploy()``): each of those is one conv with bias, and so is every other
+conv-BN pair (stem, shortcuts, DFC attention, stage 9): no BatchNorm is left, unlike the official and timm
+deploy forms, whose checkpoints the converter fuses the same way.
 
 Stages (``stages[i]``, stride of the output relative to the input in brackets, channels at 1.0x):
 stem (2, 16) | 0 (2, 16) | 1 (4, 24) | 2 (4, 24) | 3 (8, 40) | 4 (8, 40) | 5 (16, 80) | 6 (16, 112) |
@@ -67,12 +68,12 @@ class DFCAttention(nn.Module):
     nearest upsampling to the requested (H, W) (any size, odd and non-square included).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, norm_cfg: dict):
+    def __init__(self, in_channels: int, out_channels: int, norm_cfg: dict, deploy: bool = False):
         super().__init__()
         self.convs = nn.Sequential(
-            ConvBN(in_channels, out_channels, 1, norm_cfg=norm_cfg),
-            ConvBN(out_channels, out_channels, (1, 5), groups=out_channels, norm_cfg=norm_cfg),
-            ConvBN(out_channels, out_channels, (5, 1), groups=out_channels, norm_cfg=norm_cfg))
+            ConvBN(in_channels, out_channels, 1, norm_cfg=norm_cfg, deploy=deploy),
+            ConvBN(out_channels, out_channels, (1, 5), groups=out_channels, norm_cfg=norm_cfg, deploy=deploy),
+            ConvBN(out_channels, out_channels, (5, 1), groups=out_channels, norm_cfg=norm_cfg, deploy=deploy))
 
     def forward(self, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
         gate = torch.sigmoid(self.convs(F.avg_pool2d(x, kernel_size=2, stride=2)))
@@ -98,7 +99,7 @@ class GhostModuleV3(nn.Module):
                                num_branches=num_branches, scale_branch=extra_branches,
                                identity_branch=extra_branches, norm_cfg=norm_cfg, act_cfg=act_cfg,
                                deploy=deploy)
-        self.dfc = DFCAttention(in_channels, out_channels, norm_cfg) if dfc else None
+        self.dfc = DFCAttention(in_channels, out_channels, norm_cfg, deploy) if dfc else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         primary = self.primary(x)
@@ -129,8 +130,8 @@ class GhostBottleneckV3(nn.Module):
         else:
             self.shortcut = nn.Sequential(
                 ConvBN(in_channels, in_channels, kernel_size, stride, groups=in_channels,
-                       norm_cfg=norm_cfg),
-                ConvBN(in_channels, out_channels, 1, norm_cfg=norm_cfg))
+                       norm_cfg=norm_cfg, deploy=deploy),
+                ConvBN(in_channels, out_channels, 1, norm_cfg=norm_cfg, deploy=deploy))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.ghost1(x)
@@ -186,7 +187,7 @@ class GhostNetV3(BaseModule):
         self.frozen_stages, self.norm_eval = frozen_stages, norm_eval
 
         stem_channels = channels = make_divisible(STEM_CHANNELS * widen_factor)
-        self.stem = ConvBN(3, channels, 3, 2, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.stem = ConvBN(3, channels, 3, 2, norm_cfg=norm_cfg, act_cfg=act_cfg, deploy=deploy)
         self.stage_channels = []
         self.stages = nn.ModuleList()
         block_index = 0
@@ -203,7 +204,7 @@ class GhostNetV3(BaseModule):
             self.stages.append(nn.Sequential(*blocks))
             self.stage_channels.append(channels)
         last = make_divisible(LAST_CHANNELS * widen_factor)
-        self.stages.append(ConvBN(channels, last, 1, norm_cfg=norm_cfg, act_cfg=act_cfg))
+        self.stages.append(ConvBN(channels, last, 1, norm_cfg=norm_cfg, act_cfg=act_cfg, deploy=deploy))
         self.stage_channels.append(last)
         self.out_channels = tuple(stem_channels if i == -1 else self.stage_channels[i]
                                   for i in self.out_indices)
@@ -241,8 +242,8 @@ class GhostNetV3(BaseModule):
 
     @property
     def deploy(self) -> bool:
-        """True when every re-parameterized conv is in its folded form."""
-        return all(m.deploy for m in self.modules() if isinstance(m, RepConvBN))
+        """True when every re-parameterized conv is folded and every conv-BN fused (no BatchNorm left)."""
+        return all(m.deploy for m in self.modules() if isinstance(m, (RepConvBN, ConvBN)))
 
     def switch_to_deploy(self) -> None:
         """Fold every re-parameterized conv (the model must be in eval mode); idempotent."""
