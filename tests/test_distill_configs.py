@@ -18,7 +18,8 @@ def test_classification_recipe_config():
     pipeline = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
     assert 'RandAugment' in pipeline and 'RandomErasing' in pipeline
     assert 'Mixup' not in cfg.pretty_text and 'CutMix' not in cfg.pretty_text  # they hurt compact models
-    assert [h['type'] for h in cfg.custom_hooks] == ['EMAHook', 'mmcompact.StudentExportHook']
+    assert [h['type'] for h in cfg.custom_hooks] == ['EMAHook', 'mmcompact.StudentExportHook',
+                                                     'mmcompact.RandomStateHook', 'mmcompact.NonFiniteLossHook']
     distiller = build_model(cfg)
     assert type(distiller.teacher.backbone).__name__ == 'ResNet' and distiller.teacher.backbone.depth == 50
     assert distiller.student.backbone.widen_factor == 1.0

@@ -216,7 +216,10 @@ class BlockwiseDistillation:
             for candidate in candidates:
                 if isinstance(candidate, nn.Sequential) and isinstance(candidate[-1], OutputAffine):
                     out = candidate[0](x)
-                    weight = y_std / out.std((0, 2, 3)).clamp_min(1e-6)
+                    out_std = out.std((0, 2, 3))
+                    # channels that are (nearly) constant on the batch, e.g. dead after a ReLU, keep scale 1
+                    live = out_std > 1e-3 * y_std.clamp_min(1e-6)
+                    weight = torch.where(live, y_std / out_std.clamp_min(1e-12), torch.ones_like(y_std))
                     candidate[-1].weight.copy_(weight)
                     candidate[-1].bias.copy_(y_mean - weight * out.mean((0, 2, 3)))
 
