@@ -27,7 +27,7 @@ def test_fold_writes_a_checked_deploy_checkpoint(trained, tmp_path, cli):
     out = tmp_path / 'deploy.pth'
     code, stdout, stderr = cli('fold.py', CLS_CONFIG, checkpoint, out, '--shape', 64, 64)
     assert code == 0, stderr
-    assert 'max abs difference, folded vs original' in stdout and 'params: 3.395M -> 2.853M' in stdout
+    assert 'max abs difference, folded vs original' in stdout and 'params: 3.395M -> 2.842M' in stdout
     deployed = build_model(deploy_config(load_config(CLS_CONFIG))[0]).eval()
     deployed.load_state_dict(safe_load(str(out))['state_dict'], strict=True)
     x = torch.randn(2, 3, 96, 96)
@@ -66,7 +66,7 @@ def test_flops_cli_prints_both_forms_per_part(cli, tmp_path):
     assert code == 0, stderr
     assert 'multiply-accumulates' in stdout
     total = next(line for line in stdout.splitlines() if line.startswith('total')).split()
-    assert total[1:] == ['3.395M', '117.528M', '2.853M', '49.641M']
+    assert total[1:] == ['3.395M', '117.528M', '2.842M', '49.641M']
     assert '  stages.9' in stdout and 'head' in stdout
     code, stdout, _ = cli('flops.py', CLS_CONFIG, '--deploy', '--shape', 224, 224)
     assert code == 0 and 'MACs (deploy)' in stdout and '49.641M' in stdout
