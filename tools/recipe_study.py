@@ -64,12 +64,12 @@ def main(argv=None) -> int:
     commands = []
 
     def run(config, run_dir, options):
-        done = final_metric(run_dir, 'accuracy/top1')
-        if done is not None:  # finished earlier: a re-run of the study only trains what is missing
-            return done
         argv = [config, '--work-dir', run_dir, '--cfg-options'] + [f'{k}={v}' for k, v in options.items()]
         commands.append('python tools/train.py ' + ' '.join(os.path.relpath(a) if os.path.isabs(a) else a
                                                            for a in argv))
+        done = final_metric(run_dir, 'accuracy/top1')
+        if done is not None:  # finished earlier: a re-run of the study only trains what is missing
+            return done
         if train_tool.main(argv):
             raise RuntimeError(f'training failed: {run_dir}')
         return final_metric(run_dir, 'accuracy/top1')

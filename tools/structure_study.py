@@ -94,11 +94,16 @@ def main(argv=None) -> int:
     commands = []
 
     def tool(module, argv):
-        commands.append(f'python tools/{module.__name__}.py ' + ' '.join(map(str, argv)))
+        shown = [os.path.relpath(a) if isinstance(a, str) and os.path.isabs(a) else str(a) for a in argv]
+        commands.append(f'python tools/{module.__name__}.py ' + ' '.join(shown))
         if module.main([str(a) for a in argv]):
             raise RuntimeError(f'{module.__name__} failed: {argv}')
 
     search_dir = os.path.join(work_dir, 'search')
+    commands.append(f'python tools/structure_study.py --work-dir {args.work_dir} --recipe-dir {args.recipe_dir} '
+                    f"--budgets {' '.join(f'{b / 1e6:g}M' for b in args.budgets)} --seeds "
+                    f"{' '.join(map(str, args.seeds))} --epochs {args.epochs} --search-epochs "
+                    f"{args.search_epochs} --methods {' '.join(args.methods)}   # all of the below")
     if not os.path.isfile(os.path.join(search_dir, 'search.json')):
         options = dict(data_options, **{'structure_search.teacher_checkpoint': teacher_ckpt,
                                         'structure_search.epochs': args.search_epochs})
