@@ -242,3 +242,17 @@ def test_structured_backbone_names_a_wrong_block_path():
                blocks={'layer9': dict(type='Skip', in_channels=64, out_channels=64, stride=1)})
     with pytest.raises(KeyError, match="no module 'layer9'"):
         build_model(Config(dict(model=cfg)))
+
+
+def test_search_runs_under_torchrun_with_two_cpu_processes(tiny_search, tmp_path):
+    """torchrun + gloo: the candidates train as one DDP module; rank 0 writes the result."""
+    import subprocess
+    import sys
+    config, _ = tiny_search
+    result = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', 'tools/search_structure.py',
+         config, '--work-dir', str(tmp_path / 'search'), '--launcher', 'pytorch'],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count('additivity: Spearman') == 1  # printed by rank 0 only
+    assert (tmp_path / 'search' / 'search.json').exists()

@@ -64,7 +64,8 @@ def main(argv=None) -> int:
         bar = {}
 
         def progress_factory(total):
-            bar['bar'] = tqdm(total=total, desc='block-wise distillation', unit='it')
+            from mmengine.dist import is_main_process
+            bar['bar'] = tqdm(total=total, desc='block-wise distillation', unit='it', disable=not is_main_process())
             return bar['bar'].update
 
         result = run_search(cfg, work_dir, resume=args.resume, progress_factory=progress_factory)
@@ -73,6 +74,9 @@ def main(argv=None) -> int:
     except (FileNotFoundError, FileExistsError, KeyError, ValueError, TypeError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
+    from mmengine.dist import is_main_process
+    if not is_main_process():
+        return 0
     print_tables(result)
     print(f'wrote {work_dir}/search.json; next: python tools/export_structure.py {work_dir} --macs <budget>')
     return 0

@@ -6,6 +6,7 @@ from typing import Callable, Dict, Optional, Sequence
 
 import torch
 from mmengine.config import Config
+from mmengine.dist import is_main_process
 from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, set_random_seed
@@ -89,6 +90,8 @@ def run_search(cfg: Config, work_dir: str, resume: bool = False,
                 for b in space.blocks],
         candidates=space.menus, labels=space.labels, costs=costs, scores=scores, history=search.history,
         additivity=check, search_seconds=time.time() - started)
+    if not is_main_process():  # every rank has the same (all-reduced) result; one writes it
+        return result
     if not os.path.exists(os.path.join(work_dir, CONFIG_FILE)):
         cfg.dump(os.path.join(work_dir, CONFIG_FILE))
     with atomic_file(result_path, 'w') as f:
