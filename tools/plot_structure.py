@@ -68,12 +68,14 @@ def main(argv=None) -> int:
     for b, scores in enumerate(result['scores']):
         grid[b, :len(scores)] = scores
     fig, ax = plt.subplots(figsize=(1.2 * width + 2, 0.7 * len(paths) + 1.8))
-    image = ax.imshow(np.log10(np.maximum(grid, 1e-4)), cmap='viridis_r', aspect='auto')
+    shown = np.log10(np.maximum(grid, 1e-4))
+    image = ax.imshow(shown, cmap='viridis_r', aspect='auto')
+    middle = (np.nanmin(shown) + np.nanmax(shown)) / 2
     for b, labels in enumerate(result['labels']):
         for c, label in enumerate(labels):
             macs = result['costs']['table'][b][c]['macs'] / 1e6
             ax.text(c, b, f'{label}\n{grid[b, c]:.3f}\n{macs:.1f}M', ha='center', va='center', fontsize=6,
-                    color='white' if grid[b, c] > 0.1 else 'black')
+                    color='white' if shown[b, c] > middle else 'black')
     ax.set_yticks(range(len(paths)), paths)
     ax.set_xticks([])
     fig.colorbar(image, label='log10 held-out normalised MSE')
