@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4))
     names = list(results)
-    ax.bar(names, [statistics.mean(results[n]) for n in names],
+    ax.bar([n.replace(' + ', '\n+ ') for n in names], [statistics.mean(results[n]) for n in names],
            yerr=[statistics.stdev(results[n]) if len(results[n]) > 1 else 0 for n in names], capsize=6)
     for i, n in enumerate(names):
         ax.scatter([i] * len(results[n]), results[n], color='black', zorder=3, s=12)
