@@ -162,7 +162,7 @@ class GhostNetV3(BaseModule):
     def __init__(self, widen_factor: float = 1.0, out_indices: Sequence[int] = (9, ),
                  frozen_stages: int = -1, norm_eval: bool = False, num_branches: int = 3,
                  extra_branches: bool = True, norm_cfg: dict = dict(type='BN'),
-                 act_cfg: dict = dict(type='ReLU'),
+                 act_cfg: dict = dict(type='ReLU', inplace=True),
                  deploy: bool = False, init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         if isinstance(widen_factor, bool) or not isinstance(widen_factor, (int, float)) \
