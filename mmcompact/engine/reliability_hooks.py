@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 import torch
-import torch.distributed as dist
+from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
@@ -76,8 +76,7 @@ class NonFiniteLossHook(Hook):
 
         def guarded_update_params(loss, step_kwargs=None, zero_kwargs=None):
             bad = torch.tensor(float(bool(self._bad)))
-            if dist.is_available() and dist.is_initialized():
-                dist.all_reduce(bad, op=dist.ReduceOp.MAX)  # every rank skips the same steps
+            all_reduce(bad, op='max')  # every rank skips the same steps (no-op in one process)
             if not bad:
                 return update_params(loss, step_kwargs=step_kwargs, zero_kwargs=zero_kwargs)
             where = f"iteration {runner.iter + 1}: {', '.join(self._bad) or 'on another rank'}"

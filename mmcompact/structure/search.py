@@ -14,14 +14,15 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
+from mmengine.dist import all_reduce, barrier, is_distributed, is_main_process
 from mmengine.logging import MMLogger
 from mmengine.registry import OPTIMIZERS
 from torch import nn
 
 from ..checkpoint import safe_load, save_atomic
 from ..distill.recorders import Recorder
+from ..engine.reliability_hooks import rng_state, set_rng_state
 from .candidates import OutputAffine
 from .space import SearchSpace, assemble
 
@@ -83,29 +84,6 @@ class TeacherBlocks:
         return inputs, xs, ys, final
 
 
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    return dict(torch=torch.get_rng_state(), python=random.getstate(),
-                numpy=(np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]))
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state['torch'])
-    random.setstate(state['python'])
-    name, keys, *rest = state['numpy']
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-
-
-def _all_reduce(tensor: torch.Tensor) -> torch.Tensor:
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(tensor)
-    return tensor
-
-
-def _is_main() -> bool:
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
 class BlockwiseDistillation:
     """Trains a ``CandidateBank`` against the teacher; ``run()`` resumes from ``work_dir`` when asked.
 
@@ -129,7 +107,7 @@ class BlockwiseDistillation:
         self.work_dir, self.epochs = work_dir, epochs
         self.checkpoint_interval, self.log_interval = checkpoint_interval, log_interval
         self.net = self.bank
-        if dist.is_available() and dist.is_initialized():
+        if is_distributed():
             self.net = nn.parallel.DistributedDataParallel(self.bank, broadcast_buffers=False)
         optimizer = dict(optimizer or dict(type='Adam', lr=1e-3))
         self.base_lr = optimizer['lr']
@@ -147,13 +125,12 @@ class BlockwiseDistillation:
         return os.path.join(self.work_dir, STATE_FILE)
 
     def _save(self, epoch: int, step: int, epoch_rng: dict, running: torch.Tensor) -> None:
-        if _is_main():
+        if is_main_process():
             save_atomic(dict(bank=self.bank.state_dict(), optimizer=self.optimizer.state_dict(), epoch=epoch,
                              step=step, epoch_rng=epoch_rng, running=running, history=self.history,
                              labels=self.space.labels, blocks=[b.path for b in self.space.blocks]),
                         self.state_path, overwrite=True)
-        if dist.is_available() and dist.is_initialized():
-            dist.barrier()
+        barrier()
 
     def _load(self) -> dict:
         state = safe_load(self.state_path, map_location='cpu')
@@ -182,9 +159,9 @@ class BlockwiseDistillation:
         for epoch in range(start_epoch, self.epochs):
             if state is not None and epoch == state['epoch']:
                 epoch_rng, running = state['epoch_rng'], state['running']
-                _set_rng_state(epoch_rng)
+                set_rng_state(epoch_rng)
             else:
-                epoch_rng, running = _rng_state(), None
+                epoch_rng, running = rng_state(), None
             sampler = getattr(self.train_loader, 'sampler', None)
             if hasattr(sampler, 'set_epoch'):
                 sampler.set_epoch(epoch)
@@ -203,7 +180,7 @@ class BlockwiseDistillation:
                     self._save(epoch, step + 1, epoch_rng, running)
             mean = (running / self.iters_per_epoch).tolist()
             self.history.append([row[:len(labels)] for row, labels in zip(mean, self.space.labels)])
-            self._save(epoch + 1, 0, _rng_state(), None)
+            self._save(epoch + 1, 0, rng_state(), None)
 
     @torch.no_grad()
     def calibrate(self, batch: dict) -> None:
@@ -253,7 +230,9 @@ class BlockwiseDistillation:
         if total is None:
             raise ValueError('the validation dataloader of the structure search is empty: check '
                              'val_dataloader.dataset')
-        mean = _all_reduce(total) / _all_reduce(count)
+        all_reduce(total)
+        all_reduce(count)
+        mean = total / count
         self.bank.train()
         return [mean[b, :len(labels)].tolist() for b, labels in enumerate(self.space.labels)]
 
@@ -270,7 +249,9 @@ class BlockwiseDistillation:
             outs, final = (outs, final) if isinstance(final, tuple) else ((outs, ), (final, ))
             total += sum(normalised_mse(o, t) for o, t in zip(outs, final)) / len(final)
             count += 1
-        return float(_all_reduce(total) / _all_reduce(count))
+        all_reduce(total)
+        all_reduce(count)
+        return float(total / count)
 
 
 def rank_correlation(a: Sequence[float], b: Sequence[float]) -> float:
