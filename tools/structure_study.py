@@ -39,30 +39,21 @@ def parse_args(argv=None):
 
 
 def uniform_width_config(cfg, budget: float, input_shape):
-    """The teacher config with a ResNet whose stem and stage widths are scaled by one multiplier, the
-    largest (channels multiple of 8) whose deploy MACs fit ``budget``; returns (config, multiplier)."""
+    """The teacher config with a ResNet whose stem and stage widths are scaled by one multiplier: the
+    widest (channels a multiple of 8) whose deploy MACs fit ``budget``."""
     from mmengine.config import Config
 
     from mmcompact.apis import build_model
     from mmcompact.structure import count_deployed
 
-    def make(width):
-        channels = max(8, int(round(64 * width / 8)) * 8)
+    for channels in range(64, 0, -8):
         student = Config(dict(cfg.to_dict()))
         student.pop('structure_search', None)
         student.model.backbone.update(stem_channels=channels, base_channels=channels)
         student.model.head.in_channels = channels * 8
-        return student, channels
-
-    best = None
-    for channels in range(64, 0, -8):
-        student, _ = make(channels / 64)
         if count_deployed(build_model(student), input_shape)['macs'] <= budget:
-            best = (student, channels / 64)
-            break
-    if best is None:
-        raise ValueError(f'no uniform width fits {budget:,.0f} MACs')
-    return best
+            return student
+    raise ValueError(f'no uniform width fits {budget:,.0f} MACs')
 
 
 def main(argv=None) -> int:
@@ -75,7 +66,7 @@ def main(argv=None) -> int:
 
     import mmcompact  # noqa: F401
     from mmcompact.analysis import final_metric
-    from mmcompact.apis import load_config
+    from mmcompact.apis import build_model, load_config
     from mmcompact.structure import count_deployed, export_structure as export_lib, load_search
     from mmcompact.structure.api import write_student_configs
 
@@ -144,12 +135,12 @@ def main(argv=None) -> int:
         if 'uniform' in args.methods:
             out = os.path.join(work_dir, tag, 'uniform')
             if not os.path.isfile(os.path.join(out, 'student_kd.py')):
-                student_cfg, width = uniform_width_config(cfg, budget, input_shape)
+                student_cfg = uniform_width_config(cfg, budget, input_shape)
                 write_student_configs(student_cfg, out, os.path.join(search_dir, 'search_config.py'),
                                       teacher_ckpt, 'head.fc')
             students['uniform'] = out
         for method, out in students.items():
-            macs = count_deployed(_build(load_config(os.path.join(out, 'student.py'))), input_shape)['macs']
+            macs = count_deployed(build_model(load_config(os.path.join(out, 'student.py'))), input_shape)['macs']
             for seed in args.seeds:
                 run_dir = os.path.join(out, f'seed{seed}')
                 if final_metric(run_dir, 'accuracy/top1') is None:
@@ -184,11 +175,6 @@ def main(argv=None) -> int:
     print(table)
     print(f'wrote {work_dir}/results.md in {(time.time() - start) / 60:.1f} min')
     return 0
-
-
-def _build(cfg):
-    from mmcompact.apis import build_model
-    return build_model(cfg)
 
 
 if __name__ == '__main__':

@@ -8,8 +8,9 @@ A type that derives from the teacher's block instead (``Keep``, ``Skip``) define
 ``from_block(block, interface, **options)``. ``applicable(interface, block, **options)`` (optional) returns
 None or the reason the candidate cannot replace that block (e.g. a skip where the stride is 2).
 Any spec may add ``output_affine=True``: the block is followed by a per-channel affine (``OutputAffine``),
-which the search adds to every trained candidate. Every type takes ``deploy``: build directly what ``reparameterize_model`` makes of it (re-param branches
-folded, conv-BN pairs fused), so a folded checkpoint loads strictly.
+which the search adds to every trained candidate. Every type takes ``deploy``: build directly what
+``reparameterize_model`` makes of it (re-param branches folded, conv-BN pairs fused), so a folded checkpoint
+loads strictly.
 """
 import copy
 import inspect
@@ -221,8 +222,9 @@ def candidate_label(spec: dict) -> str:
     """Short readable name of a candidate spec, e.g. ``ir k3 e6 x2`` or ``keep x1``."""
     cls = CANDIDATES.get(spec['type'])
     name = getattr(cls, 'short_name', spec['type'])
+    shown = sorted((k, v) for k, v in spec.items() if k not in ('type', 'output_affine'))
     options = [f'{_ABBREVIATIONS.get(k, k)}{v:g}' if isinstance(v, (int, float)) and not isinstance(v, bool)
-               else f'{_ABBREVIATIONS.get(k, k)}={v}' for k, v in sorted(spec.items()) if k not in ('type', 'output_affine')]
+               else f'{_ABBREVIATIONS.get(k, k)}={v}' for k, v in shown]
     return ' '.join([name] + options)
 
 

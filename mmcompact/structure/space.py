@@ -8,7 +8,8 @@ from torch import nn
 
 from ..analysis import count_complexity
 from ..reparam import reparameterize_model
-from .candidates import build_candidate, candidate_label, copy_block, why_not_applicable
+from .candidates import (Keep, build_candidate, candidate_class, candidate_label, copy_block,
+                         why_not_applicable)
 from .partition import Block, default_blocks, probe_blocks, set_module
 
 
@@ -39,7 +40,7 @@ class SearchSpace:
 
 def is_unchanged_teacher_block(spec: dict) -> bool:
     """``Keep`` with all repeats: exact already, so kept frozen rather than trained."""
-    return spec['type'] in ('Keep', 'mmcompact.Keep') and spec.get('num_blocks') is None
+    return candidate_class(spec) is Keep and spec.get('num_blocks') is None
 
 
 def build_search_space(backbone: nn.Module, input_shape: Sequence[int],
