@@ -4,11 +4,9 @@ import os
 import time
 from typing import Callable, Dict, Optional, Sequence
 
-import torch
 from mmengine.config import Config
 from mmengine.dist import is_main_process
 from mmengine.logging import MMLogger
-from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, set_random_seed
 from torch import nn
 
@@ -17,7 +15,7 @@ from ..checkpoint import safe_load, save_atomic
 from ..checkpoint.io import atomic_file
 from .knapsack import Selection, pareto_front, select
 from .search import STATE_FILE, BlockwiseDistillation, CandidateBank, additivity_check
-from .space import SearchSpace, assemble, build_search_space, cost_table, count_deployed
+from .space import assemble, build_search_space, cost_table, count_deployed
 
 RESULT_FILE = 'search.json'
 CONFIG_FILE = 'search_config.py'
