@@ -13,7 +13,9 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner, save_checkpoint
 
 import mmcompact  # noqa: F401
+from mmcompact.analysis import read_scalars
 from mmcompact.checkpoint import safe_load
+from mmcompact.datasets import make_coco_detection
 
 from conftest import ROOT, make_image_folder
 
@@ -38,40 +40,92 @@ randomness = dict(seed=0, deterministic=True)
 """
 
 
+DETECTION_DISTILL_RUN = """
+_base_ = ['{root}/configs/demo/student_retinanet_ghostnetv3-0.5x_kd_synthetic.py']
+data_root = '{data}/'
+model = dict(teacher_checkpoint=None)
+train_dataloader = dict(batch_size=2, dataset=dict(data_root=data_root))
+val_dataloader = dict(batch_size=4, dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+test_evaluator = val_evaluator
+train_cfg = dict(max_iters=12, val_interval=6)
+param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=12, eta_min=1e-5)]
+default_hooks = dict(checkpoint=dict(interval=2, max_keep_ckpts=2), logger=dict(interval=1))
+custom_hooks = [dict(type='EMAHook', momentum=0.01, priority='ABOVE_NORMAL'),
+                dict(type='mmcompact.DistillLossWeightHook', schedule='cosine', min_factor=0.2),
+                dict(type='mmcompact.RandomStateHook'),
+                dict(type='mmcompact.NonFiniteLossHook')]
+randomness = dict(seed=0, deterministic=True)
+"""
+
+
 def _train(config, work_dir, *extra):
     return subprocess.Popen([sys.executable, os.path.join(ROOT, 'tools', 'train.py'), str(config),
                              '--work-dir', str(work_dir), *extra], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
 
 
-def _final_weights(work_dir):
-    checkpoint = safe_load(os.path.join(work_dir, 'epoch_4.pth'), map_location='cpu')
+def _final_weights(work_dir, name):
+    checkpoint = safe_load(os.path.join(work_dir, name), map_location='cpu')
     return checkpoint['state_dict'], checkpoint.get('ema_state_dict', {})
 
 
-def test_distillation_run_killed_and_resumed_ends_with_the_same_weights(tmp_path):
-    """Re-param student, EMA, loss-weight schedule, random flips; SIGKILL at a random moment after the
-    first epoch checkpoint, then --resume: bitwise the same final (EMA and raw) weights."""
-    data = make_image_folder(tmp_path / 'data', per_class=8, size=64)
-    config = tmp_path / 'run.py'
-    config.write_text(DISTILL_RUN.format(root=ROOT, data=data))
-    reference = _train(config, tmp_path / 'reference')
-    killed = _train(config, tmp_path / 'killed')
+def _kill_resume_and_compare(config, work_dir, first, final):
+    """Trains ``config`` twice at once: one run uninterrupted, one SIGKILLed at a random moment after its
+    checkpoint ``first`` and resumed; both must end with bitwise equal raw and EMA weights (checkpoint
+    ``final``) and log the same losses and metrics after the resume point."""
+    reference = _train(config, work_dir / 'reference')
+    killed = _train(config, work_dir / 'killed')
     deadline = time.time() + 300
-    while not (tmp_path / 'killed' / 'epoch_1.pth').exists():
+    while not (work_dir / 'killed' / first).exists():
         assert killed.poll() is None and time.time() < deadline, killed.stderr.read()[-2000:]
         time.sleep(0.2)
-    time.sleep(random.Random(os.getpid()).uniform(0.0, 2.0))  # somewhere in epoch 2 or 3, maybe mid-save
+    time.sleep(random.Random(os.getpid()).uniform(0.0, 2.0))  # a few iterations later, maybe mid-save
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     assert reference.wait() == 0, reference.stderr.read()[-2000:]
-    assert not (tmp_path / 'killed' / 'epoch_4.pth').exists()
-    resumed = _train(config, tmp_path / 'killed', '--resume')
+    assert not (work_dir / 'killed' / final).exists(), 'the run finished before it was killed: slow it down'
+    resumed = _train(config, work_dir / 'killed', '--resume')
     assert resumed.wait() == 0, resumed.stderr.read()[-2000:]
-    for expected, got in zip(_final_weights(tmp_path / 'reference'), _final_weights(tmp_path / 'killed')):
+    for expected, got in zip(_final_weights(work_dir / 'reference', final),
+                             _final_weights(work_dir / 'killed', final)):
         assert expected.keys() == got.keys()
         for key in expected:
             assert torch.equal(expected[key], got[key]), key
+    expected, got = _logged_by_step(work_dir / 'reference'), _logged_by_step(work_dir / 'killed')
+    assert got and set(got) <= set(expected)
+    for step, values in got.items():
+        assert values == {key: expected[step][key] for key in values}, step
+
+
+def _logged_by_step(work_dir):
+    """{step: {loss or metric name: value}} of the latest run in ``work_dir`` (train and val records)."""
+    merged = {}
+    for record in read_scalars(str(work_dir)):
+        merged.setdefault(record['step'], {}).update(
+            {k: v for k, v in record.items() if 'loss' in k or k.startswith(('coco/', 'accuracy/'))})
+    return merged
+
+
+def test_distillation_run_killed_and_resumed_ends_with_the_same_weights(tmp_path):
+    """Classification (epoch loop): re-param student, EMA, loss-weight schedule, random flips; SIGKILL at a
+    random moment after the first epoch checkpoint, then --resume: bitwise the same final weights."""
+    data = make_image_folder(tmp_path / 'data', per_class=8, size=64)
+    config = tmp_path / 'run.py'
+    config.write_text(DISTILL_RUN.format(root=ROOT, data=data))
+    _kill_resume_and_compare(config, tmp_path, 'epoch_1.pth', 'epoch_4.pth')
+
+
+def test_detection_distillation_run_killed_and_resumed_ends_with_the_same_weights(tmp_path):
+    """Detection (iteration loop, which replays the data already trained on when it resumes): re-param
+    GhostNetV3 RetinaNet student, PKD + head KD, EMA, loss-weight schedule, random flips, a validation in the
+    middle; SIGKILL at a random moment after the first checkpoint, then --resume: bitwise the same."""
+    data = tmp_path / 'coco'
+    make_coco_detection(str(data), num_train=24, num_val=4, num_classes=3, size_range=(96, 128))
+    config = tmp_path / 'run.py'
+    config.write_text(DETECTION_DISTILL_RUN.format(root=ROOT, data=data))
+    _kill_resume_and_compare(config, tmp_path, 'iter_2.pth', 'iter_12.pth')
 
 
 def test_runner_checkpoint_writes_are_atomic(tmp_path, monkeypatch):

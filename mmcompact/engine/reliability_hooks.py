@@ -9,6 +9,7 @@ import torch
 from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmengine.runner import IterBasedTrainLoop
 
 from ..registry import HOOKS
 
@@ -27,18 +28,65 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state['torch'])
 
 
+class _RestoreAfterReplay:
+    """Stands in for IterBasedTrainLoop's dataloader iterator after ``--resume``: the loop first replays the
+    ``replay`` batches already trained on (drawing random augmentations that are thrown away); the RNG state
+    of the checkpoint is restored just before the first new batch, and the loop gets its iterator back."""
+
+    def __init__(self, loop, replay: int, state: dict):
+        self.loop, self.iterator, self.replay, self.state = loop, loop.dataloader_iterator, replay, state
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.replay > 0:
+            self.replay -= 1
+            return next(self.iterator)
+        set_rng_state(self.state)
+        self.loop.dataloader_iterator = self.iterator
+        return next(self.iterator)
+
+
 @HOOKS.register_module()
 class RandomStateHook(Hook):
-    """Saves the python/numpy/torch RNG states in every checkpoint and restores them on ``--resume``, so a
-    resumed run draws the same augmentations as an uninterrupted one (MMEngine only re-seeds)."""
+    """Makes ``--resume`` draw the same random numbers as an uninterrupted run (MMEngine only re-seeds).
+
+    Saves the python/numpy/torch RNG states in every checkpoint and restores them on resume: before the
+    first new batch is drawn (epoch loops), or after IterBasedTrainLoop has replayed the batches already
+    trained on (iteration loops). Validation during training runs on a saved-and-restored RNG state, so
+    whether a resumed run validated at the checkpoint's iteration or not does not change its training.
+    """
     priority = 'VERY_LOW'
+
+    def __init__(self):
+        self._pending = None  # the checkpoint's state, until the train loop draws its first new batch
+        self._train_state = None
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint['rng_state'] = rng_state()
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if getattr(runner, '_resume', False) and 'rng_state' in checkpoint:
-            set_rng_state(checkpoint['rng_state'])
+            self._pending = checkpoint['rng_state']
+
+    def before_train_epoch(self, runner) -> None:
+        if self._pending is None:
+            return
+        loop = runner.train_loop
+        if isinstance(loop, IterBasedTrainLoop) and loop.iter > 0:
+            loop.dataloader_iterator = _RestoreAfterReplay(loop, loop.iter, self._pending)
+        else:
+            set_rng_state(self._pending)
+        self._pending = None
+
+    def before_val(self, runner) -> None:
+        self._train_state = rng_state()
+
+    def after_val(self, runner) -> None:
+        if self._train_state is not None:
+            set_rng_state(self._train_state)
+            self._train_state = None
 
 
 @HOOKS.register_module()
