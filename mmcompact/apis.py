@@ -197,6 +197,16 @@ def schedule_overrides(iters: int) -> Dict[str, Any]:
             'default_hooks.checkpoint.interval': iters}
 
 
+def coco_data_options(data_root: str) -> Dict[str, Any]:
+    """``--cfg-options`` pointing a COCO-format detection config (train/val/test dataloaders and the
+    evaluators) at the dataset written by ``tools/make_synthetic.py det DATA_ROOT``."""
+    root = data_root.rstrip('/') + '/'
+    options = {f'{split}_dataloader.dataset.data_root': root for split in ('train', 'val', 'test')}
+    options.update({f'{split}_evaluator.ann_file': root + 'annotations/instances_val.json'
+                    for split in ('val', 'test')})
+    return options
+
+
 def evaluate(cfg: Config, checkpoint: str, work_dir: str) -> Dict[str, float]:
     """Run the config's test loop (its evaluator: COCO mAP, top-1...) on ``checkpoint``; returns metrics."""
     from mmengine.runner import Runner

@@ -40,14 +40,6 @@ def step(index: int, total: int, message: str) -> None:
     print(f'\n[{index}/{total}] {message}', flush=True)
 
 
-def data_options(data_dir: str) -> dict:
-    root = data_dir.rstrip('/') + '/'
-    options = {f'{split}_dataloader.dataset.data_root': root for split in ('train', 'val', 'test')}
-    options.update({f'{split}_evaluator.ann_file': root + 'annotations/instances_val.json'
-                    for split in ('val', 'test')})
-    return options
-
-
 def cfg_options(options: dict) -> list:
     return ['--cfg-options'] + [f'{k}={v}' for k, v in options.items()]
 
@@ -113,7 +105,8 @@ def main(argv=None) -> int:
 
     import mmcompact  # noqa: F401
     from mmcompact.analysis import count_complexity, format_table, measure_latency, read_scalars
-    from mmcompact.apis import build_model, deploy_config, evaluate, load_config, schedule_overrides
+    from mmcompact.apis import (build_model, coco_data_options, deploy_config, evaluate, load_config,
+                                schedule_overrides)
     from mmcompact.checkpoint import safe_load
 
     work_dir = os.path.abspath(args.work_dir)
@@ -121,7 +114,7 @@ def main(argv=None) -> int:
     if args.large:
         iters, num_train, num_val = iters * 10, num_train * 10, num_val * 10
     data_dir = os.path.join(work_dir, 'data')
-    options = {**data_options(data_dir), **schedule_overrides(iters)}
+    options = {**coco_data_options(data_dir), **schedule_overrides(iters)}
     total = 6
 
     step(1, total, f'synthetic COCO-format data: {num_train} train + {num_val} val images -> {data_dir}')
@@ -146,12 +139,12 @@ def main(argv=None) -> int:
     step(4, total, 'fold the exported student and check it (tools/fold.py)')
     folded = os.path.join(student_dir, 'student_folded.pth')
     if fold_tool.main([STUDENT, os.path.join(student_dir, 'student.pth'), folded, '--shape', '160', '160',
-                       '--force'] + cfg_options(data_options(data_dir))):
+                       '--force'] + cfg_options(coco_data_options(data_dir))):
         return 1
 
     step(5, total, 'COCO evaluation of teacher, student (training form) and student (deploy form)')
-    teacher_cfg = load_config(TEACHER, data_options(data_dir))
-    student_cfg = load_config(STUDENT, data_options(data_dir))
+    teacher_cfg = load_config(TEACHER, coco_data_options(data_dir))
+    student_cfg = load_config(STUDENT, coco_data_options(data_dir))
     deploy_cfg, _ = deploy_config(student_cfg)
     entries = [('teacher', teacher_cfg, teacher_ckpt),
                ('student', student_cfg, os.path.join(student_dir, 'student.pth')),
