@@ -91,3 +91,32 @@ def make_coco(root, num_images: int = 4, size=(96, 128), num_classes: int = 2, s
     (root / 'annotations.json').write_text(json.dumps(dict(images=images, annotations=annotations,
                                                            categories=categories)))
     return root
+
+
+SEARCH_CONFIG = os.path.join(ROOT, 'configs', 'structure', 'resnet18_synthetic_cls_search.py')
+# a tiny structure search: the `tiny_search` fixture fills in SEARCH_CONFIG and the data
+TINY_SEARCH = """
+_base_ = ['{base}']
+model = dict(head=dict(num_classes=2))
+data_preprocessor = dict(num_classes=2)
+train_dataloader = dict(batch_size=4, dataset=dict(data_root='{data}'))
+val_dataloader = dict(batch_size=8, dataset=dict(data_root='{data}'))
+test_dataloader = val_dataloader
+structure_search = dict(
+    teacher_checkpoint=None, input_shape=(3, 32, 32), epochs=3, checkpoint_interval=2,
+    correlation_samples=5,
+    candidates=[dict(type='Keep'), dict(type='DepthwiseSeparable'),
+                dict(type='BasicResidual', width_ratio=0.25), dict(type='Skip')])
+"""
+
+
+@pytest.fixture(scope='module')
+def tiny_search(tmp_path_factory):
+    """(config path, config): a ResNet-18 teacher (random weights) over 32x32 two-class images, 3-4
+    candidates per block."""
+    from mmcompact.apis import load_config
+    root = tmp_path_factory.mktemp('search')
+    data = make_image_folder(root / 'cls', per_class=8, size=32)
+    path = root / 'tiny_search.py'
+    path.write_text(TINY_SEARCH.format(base=SEARCH_CONFIG, data=data))
+    return str(path), load_config(str(path))

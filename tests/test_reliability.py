@@ -1,5 +1,6 @@
 """Faults survived: SIGKILL + --resume gives the same weights, checkpoint writes are atomic, non-finite
 losses are skipped or stop the run with a named term, poisoned checkpoints are never written."""
+import json
 import os
 import random
 import signal
@@ -60,23 +61,17 @@ randomness = dict(seed=0, deterministic=True)
 """
 
 
-def _train(config, work_dir, *extra):
-    return subprocess.Popen([sys.executable, os.path.join(ROOT, 'tools', 'train.py'), str(config),
-                             '--work-dir', str(work_dir), *extra], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+def _tool(name, *args):
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, 'tools', name), *map(str, args)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def _final_weights(work_dir, name):
-    checkpoint = safe_load(os.path.join(work_dir, name), map_location='cpu')
-    return checkpoint['state_dict'], checkpoint.get('ema_state_dict', {})
-
-
-def _kill_resume_and_compare(config, work_dir, first, final):
-    """Trains ``config`` twice at once: one run uninterrupted, one SIGKILLed at a random moment after its
-    checkpoint ``first`` and resumed; both must end with bitwise equal raw and EMA weights (checkpoint
-    ``final``) and log the same losses and metrics after the resume point."""
-    reference = _train(config, work_dir / 'reference')
-    killed = _train(config, work_dir / 'killed')
+def _kill_and_resume(tool, args, work_dir, first, final):
+    """Runs ``tools/<tool> *args --work-dir`` twice at once: ``work_dir/reference`` uninterrupted, and
+    ``work_dir/killed`` SIGKILLed at a random moment after it wrote ``first``, then run again with
+    ``--resume`` until it writes ``final``."""
+    reference = _tool(tool, *args, '--work-dir', work_dir / 'reference')
+    killed = _tool(tool, *args, '--work-dir', work_dir / 'killed')
     deadline = time.time() + 300
     while not (work_dir / 'killed' / first).exists():
         assert killed.poll() is None and time.time() < deadline, killed.stderr.read()[-2000:]
@@ -86,13 +81,24 @@ def _kill_resume_and_compare(config, work_dir, first, final):
     killed.wait()
     assert reference.wait() == 0, reference.stderr.read()[-2000:]
     assert not (work_dir / 'killed' / final).exists(), 'the run finished before it was killed: slow it down'
-    resumed = _train(config, work_dir / 'killed', '--resume')
+    resumed = _tool(tool, *args, '--work-dir', work_dir / 'killed', '--resume')
     assert resumed.wait() == 0, resumed.stderr.read()[-2000:]
-    for expected, got in zip(_final_weights(work_dir / 'reference', final),
-                             _final_weights(work_dir / 'killed', final)):
-        assert expected.keys() == got.keys()
-        for key in expected:
-            assert torch.equal(expected[key], got[key]), key
+
+
+def _assert_same_tensors(expected: dict, got: dict):
+    assert expected.keys() == got.keys()
+    for key in expected:
+        assert torch.equal(expected[key], got[key]), key
+
+
+def _kill_resume_and_compare(config, work_dir, first, final):
+    """A training run killed after checkpoint ``first`` and resumed ends with bitwise the same raw and EMA
+    weights (checkpoint ``final``) as an uninterrupted one, and logs the same losses and metrics."""
+    _kill_and_resume('train.py', [config], work_dir, first, final)
+    reference = safe_load(str(work_dir / 'reference' / final), map_location='cpu')
+    resumed = safe_load(str(work_dir / 'killed' / final), map_location='cpu')
+    for key in ('state_dict', 'ema_state_dict'):
+        _assert_same_tensors(reference.get(key, {}), resumed.get(key, {}))
     expected, got = _logged_by_step(work_dir / 'reference'), _logged_by_step(work_dir / 'killed')
     assert got and set(got) <= set(expected)
     for step, values in got.items():
@@ -126,6 +132,21 @@ def test_detection_distillation_run_killed_and_resumed_ends_with_the_same_weight
     config = tmp_path / 'run.py'
     config.write_text(DETECTION_DISTILL_RUN.format(root=ROOT, data=data))
     _kill_resume_and_compare(config, tmp_path, 'iter_2.pth', 'iter_12.pth')
+
+
+def test_structure_search_killed_and_resumed_ends_with_the_same_result(tiny_search, tmp_path):
+    """Block-wise distillation of every candidate, SIGKILLed after its first state save and resumed:
+    bitwise the same candidate weights and optimizer state, and the same scores and costs in search.json."""
+    config, _ = tiny_search
+    _kill_and_resume('search_structure.py', [config, '--cfg-options', 'structure_search.epochs=10'], tmp_path,
+                     'search_state.pth', 'search.json')
+    reference = safe_load(str(tmp_path / 'reference' / 'search_state.pth'))
+    resumed = safe_load(str(tmp_path / 'killed' / 'search_state.pth'))
+    _assert_same_tensors(reference['bank'], resumed['bank'])
+    assert reference['history'] == resumed['history'] and reference['epoch'] == resumed['epoch'] == 10
+    results = [json.loads((tmp_path / run / 'search.json').read_text()) for run in ('reference', 'killed')]
+    for key in ('labels', 'costs', 'scores', 'history'):
+        assert results[0][key] == results[1][key], key
 
 
 def test_runner_checkpoint_writes_are_atomic(tmp_path, monkeypatch):

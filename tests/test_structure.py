@@ -17,10 +17,7 @@ from mmcompact.structure.api import build_teacher_and_space, search_settings
 from mmcompact.structure.search import BlockwiseDistillation
 from mmcompact.structure.space import deploy_form
 
-from conftest import ROOT, make_image_folder, randomize_bn
-
-SEARCH_CONFIG = os.path.join(ROOT, 'configs', 'structure', 'resnet18_synthetic_cls_search.py')
-
+from conftest import ROOT, randomize_bn
 
 def brute_force(scores, costs, budgets):
     best = None
@@ -97,32 +94,6 @@ def test_every_candidate_keeps_the_interface_and_folds_exactly(name, interface):
     # deploy=True builds what tools/fold.py writes (re-param branches folded) and loads it strictly.
     deployed = build_candidate(dict(type=name), interface, deploy=True)
     deployed.load_state_dict(reparameterize_model(module, inplace=False).state_dict())
-
-
-TINY_SEARCH = """
-_base_ = ['{base}']
-model = dict(head=dict(num_classes=2))
-data_preprocessor = dict(num_classes=2)
-train_dataloader = dict(batch_size=4, dataset=dict(data_root='{data}'))
-val_dataloader = dict(batch_size=8, dataset=dict(data_root='{data}'))
-test_dataloader = val_dataloader
-structure_search = dict(
-    teacher_checkpoint=None, input_shape=(3, 32, 32), epochs=3, checkpoint_interval=2,
-    correlation_samples=5,
-    candidates=[dict(type='Keep'), dict(type='DepthwiseSeparable'),
-                dict(type='BasicResidual', width_ratio=0.25), dict(type='Skip')])
-"""
-
-
-@pytest.fixture(scope='module')
-def tiny_search(tmp_path_factory):
-    """(config path, config): a ResNet-18 teacher (random weights) over 32x32 two-class images, 3-4
-    candidates per block."""
-    root = tmp_path_factory.mktemp('search')
-    data = make_image_folder(root / 'cls', per_class=8, size=32)
-    path = root / 'tiny_search.py'
-    path.write_text(TINY_SEARCH.format(base=SEARCH_CONFIG, data=data))
-    return str(path), load_config(str(path))
 
 
 def test_cost_table_matches_the_flops_counter_on_assembled_models(tiny_search):
