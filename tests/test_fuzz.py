@@ -2,6 +2,7 @@
 argument/key/value and what would fix it, before any training; never a bare traceback from inside torch.
 Case counts per property are the ``max_examples`` below (README, Reliability)."""
 import math
+import os
 
 import pytest
 import torch
@@ -13,6 +14,8 @@ from mmcompact.models.backbones.ghostnetv3 import MIN_INPUT_SIZE, GhostNetV3
 from mmcompact.registry import CANDIDATES
 from mmcompact.structure import InfeasibleBudget, Interface, build_candidate, select
 from mmcompact.structure.api import SEARCH_KEYS, search_settings
+
+from conftest import ROOT
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ERRORS = (ValueError, TypeError, KeyError)
@@ -109,3 +112,104 @@ def test_structure_search_settings(extra, shape, drop):
         assert 'structure_search' in str(err), err
         return
     assert set(section) <= SEARCH_KEYS and len(shape) == 3 and min(shape) > 0
+
+
+def _valid_coco() -> dict:
+    return dict(
+        images=[dict(id=1, file_name='a.png', width=64, height=48), dict(id=2, file_name='b.png', width=32,
+                                                                         height=32)],
+        annotations=[dict(id=1, image_id=1, category_id=1, bbox=[2, 3, 10, 12], area=120, iscrowd=0,
+                          segmentation=[[2, 3, 12, 3, 12, 15, 2, 15]]),
+                     dict(id=2, image_id=1, category_id=2, bbox=[20, 5, 8.5, 9], area=76.5, iscrowd=0),
+                     dict(id=3, image_id=2, category_id=1, bbox=[0, 0, 31, 31], area=961, iscrowd=0)],
+        categories=[dict(id=1, name='circle'), dict(id=2, name='square')])
+
+
+junk = st.one_of(st.none(), st.booleans(), st.integers(-5, 70), st.floats(allow_nan=True, allow_infinity=True),
+                 st.text(max_size=4), st.lists(st.integers(-3, 70), max_size=9),
+                 st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+SECTIONS = ('images', 'annotations', 'categories')
+ENTRY_KEYS = ('id', 'file_name', 'width', 'height', 'image_id', 'category_id', 'bbox', 'area', 'iscrowd',
+              'segmentation', 'name')
+
+
+@st.composite
+def malformed_coco(draw):
+    """A valid two-image COCO file with 1-3 random mutations: sections or entries replaced by junk, keys
+    deleted or given junk values, entries duplicated."""
+    data = _valid_coco()
+    for _ in range(draw(st.integers(1, 3))):
+        section = draw(st.sampled_from(SECTIONS))
+        kind = draw(st.sampled_from(['section', 'drop section', 'entry', 'drop key', 'value', 'duplicate']))
+        entries = data.get(section)
+        if kind == 'section':
+            data[section] = draw(junk)
+        elif kind == 'drop section':
+            data.pop(section, None)
+        elif isinstance(entries, list) and entries:
+            index = draw(st.integers(0, len(entries) - 1))
+            if kind == 'entry':
+                entries[index] = draw(junk)
+            elif kind == 'duplicate':
+                entries.append(entries[index])
+            elif isinstance(entries[index], dict):
+                key = draw(st.sampled_from(ENTRY_KEYS))
+                if kind == 'drop key':
+                    entries[index].pop(key, None)
+                else:
+                    entries[index] = dict(entries[index], **{key: draw(junk)})
+    return data
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(data=malformed_coco(), classes=st.sampled_from([None, ('circle', 'square'), ('circle', 'hexagon')]))
+def test_malformed_coco_annotation_files(tmp_path, data, classes):
+    """Every file either passes the check and then loads in mmdet's CocoDataset (every sample's data info
+    parses), or is refused with a CocoFormatError naming the file and the entry/key, before any training."""
+    import json
+
+    from mmdet.datasets import CocoDataset
+
+    from mmcompact.datasets import CocoFormatError, check_coco_file
+    path = tmp_path / 'instances.json'
+    path.write_text(json.dumps(data))
+    try:
+        check_coco_file(str(path), classes)
+    except CocoFormatError as err:
+        assert str(path) in str(err) and _names_the_problem(err, *SECTIONS, 'JSON', 'classes', 'object'), err
+        return
+    dataset = CocoDataset(ann_file=str(path), data_prefix=dict(img=str(tmp_path)), pipeline=[],
+                          metainfo=dict(classes=classes or ('circle', 'square')), filter_cfg=None,
+                          serialize_data=False)
+    for index in range(len(dataset)):
+        info = dataset.get_data_info(index)
+        assert all(0 <= instance['bbox_label'] < 2 for instance in info['instances'])
+
+
+def test_coco_file_that_is_not_json_or_missing(tmp_path):
+    from mmcompact.datasets import CocoFormatError, check_coco_file
+    path = tmp_path / 'broken.json'
+    path.write_text('{"images": [')
+    with pytest.raises(CocoFormatError, match='not valid JSON'):
+        check_coco_file(str(path))
+    with pytest.raises(FileNotFoundError, match='data_root and ann_file'):
+        check_coco_file(str(tmp_path / 'missing.json'))
+
+
+def test_train_and_test_tools_refuse_a_malformed_coco_file_before_building_anything(tmp_path, cli):
+    import json
+
+    from mmcompact.apis import coco_data_options
+    config = os.path.join(ROOT, 'configs', 'demo', 'student_retinanet_ghostnetv3-0.5x_synthetic.py')
+    (tmp_path / 'annotations').mkdir()
+    broken = _valid_coco()
+    broken['annotations'][1]['bbox'] = [20, 5, 8.5]
+    for split in ('train', 'val'):
+        (tmp_path / 'annotations' / f'instances_{split}.json').write_text(json.dumps(broken))
+    options = [f'{k}={v}' for k, v in coco_data_options(str(tmp_path)).items()]
+    code, _, err = cli('train.py', config, '--work-dir', tmp_path / 'work', '--cfg-options', *options)
+    assert code == 1 and "train_dataloader.dataset.ann_file" in err and "annotations[1] (id 2): 'bbox'" in err
+    assert not (tmp_path / 'work').exists()  # refused before the runner made anything
+    code, _, err = cli('test.py', config, tmp_path / 'model.pth', '--cfg-options', *options)
+    assert code == 1 and 'test_dataloader.dataset.ann_file' in err and 'x, y, width, height' in err

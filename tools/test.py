@@ -28,11 +28,13 @@ def main(argv=None) -> int:
     import mmcompact  # noqa: F401
     from mmcompact.apis import evaluate, load_config, resolve_work_dir, setup_launcher
     from mmcompact.checkpoint import UnsafeCheckpointError
+    from mmcompact.datasets import CocoFormatError, check_coco_datasets
     try:
         cfg = load_config(args.config, args.cfg_options)
+        check_coco_datasets(cfg, ('test',))
         setup_launcher(cfg, args.launcher)
         metrics = evaluate(cfg, args.checkpoint, resolve_work_dir(cfg, args.config, args.work_dir))
-    except (FileNotFoundError, KeyError, UnsafeCheckpointError) as err:
+    except (FileNotFoundError, KeyError, UnsafeCheckpointError, CocoFormatError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     print(' '.join(f'{k}: {v:.4f}' if isinstance(v, float) else f'{k}: {v}' for k, v in metrics.items()))

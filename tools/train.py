@@ -19,6 +19,8 @@ def parse_args(argv=None):
                         help='resume from CKPT, or from the latest checkpoint in the work dir')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
+    parser.add_argument('--no-data-check', action='store_true',
+                        help='skip the check of the COCO annotation files before training (large files)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -33,9 +35,12 @@ def main(argv=None) -> int:
 
     from mmcompact.apis import load_config, resolve_work_dir, setup_launcher
     from mmcompact.checkpoint import UnsafeCheckpointError
+    from mmcompact.datasets import CocoFormatError, check_coco_datasets
     try:
         cfg = load_config(args.config, args.cfg_options)
-    except (FileNotFoundError, KeyError) as err:
+        if not args.no_data_check:  # malformed annotations: one clear error now, not a crash mid-run
+            check_coco_datasets(cfg, ('train', 'val') if cfg.get('val_cfg') else ('train',))
+    except (FileNotFoundError, KeyError, CocoFormatError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     setup_launcher(cfg, args.launcher)
