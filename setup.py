@@ -29,6 +29,9 @@ setup(
         'matplotlib',
         'tqdm',
     ],
-    extras_require={'tests': ['pytest', 'hypothesis', 'timm==1.0.31']},
+    extras_require={
+        'deploy': ['onnx', 'onnxruntime', 'onnxscript'],  # tools/export_onnx.py
+        'tests': ['pytest', 'hypothesis', 'timm==1.0.31', 'onnx', 'onnxruntime', 'onnxscript'],
+    },
     license='Apache-2.0',
 )

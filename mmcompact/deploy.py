@@ -1,0 +1,99 @@
+"""ONNX export of folded classifiers and detectors, checked with onnxruntime against PyTorch.
+
+What is exported is the network: ``model(x)`` in mode 'tensor' (mmpretrain: logits; mmdet: the raw head
+outputs per FPN level). Box decoding and NMS stay in mmdet (as in mmdeploy's split export); the check compares
+exactly these tensors. Needs ``pip install onnx onnxruntime onnxscript`` (the ``deploy`` extra).
+"""
+import os
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from .checkpoint.io import atomic_file
+
+
+def flat_outputs(outputs) -> List[torch.Tensor]:
+    """The tensors of a (nested list/tuple/dict) model output, depth first: the ONNX graph's outputs."""
+    if isinstance(outputs, torch.Tensor):
+        return [outputs]
+    if isinstance(outputs, dict):
+        return [t for key in outputs for t in flat_outputs(outputs[key])]
+    if isinstance(outputs, (list, tuple)):
+        return [t for item in outputs for t in flat_outputs(item)]
+    raise TypeError(f'cannot export outputs of type {type(outputs).__name__}: the model must return tensors '
+                    "(mmdet/mmpretrain models do in mode='tensor')")
+
+
+class FlatTensorOutputs(nn.Module):
+    """``model(x)`` (mode 'tensor') with its outputs flattened to a tuple of tensors."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        return tuple(flat_outputs(self.model(x)))
+
+
+def _require_onnx():
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime
+        import onnxscript  # noqa: F401
+    except ImportError as err:
+        raise ImportError(f'ONNX export needs onnx, onnxruntime and onnxscript ({err}): '
+                          "pip install -e '.[deploy]'") from None
+    return onnxruntime
+
+
+def export_onnx(model: nn.Module, example: torch.Tensor, path: str, dynamic_batch: bool = True,
+                opset: int = 18) -> List[str]:
+    """Export eval-mode ``model`` traced on ``example`` (N, 3, H, W) to ``path`` (written atomically, one
+    self-contained file); the batch dimension is dynamic when ``dynamic_batch``. Returns the output names."""
+    _require_onnx()
+    wrapper = FlatTensorOutputs(model.eval()).eval()
+    with torch.no_grad():
+        names = [f'output{i}' for i in range(len(wrapper(example)))]
+    kwargs = dict(dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=4096)},)) if dynamic_batch else {}
+    program = torch.onnx.export(wrapper, (example,), dynamo=True, input_names=['input'], output_names=names,
+                                opset_version=opset, external_data=False, verbose=False, **kwargs)
+    with atomic_file(path) as f:
+        f.write(program.model_proto.SerializeToString())
+    return names
+
+
+def onnx_session(path: str, threads: int = 0):
+    """An onnxruntime CPU session for ``path``; ``threads`` intra-op threads (0: onnxruntime's default)."""
+    ort = _require_onnx()
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'ONNX file {path!r} does not exist')
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
+def onnx_runner(session) -> Callable[[torch.Tensor], List[torch.Tensor]]:
+    """``run(x)``: the session's outputs for a (N, 3, H, W) tensor, as tensors."""
+    name = session.get_inputs()[0].name
+
+    def run(x: torch.Tensor) -> List[torch.Tensor]:
+        return [torch.from_numpy(out) for out in session.run(None, {name: x.numpy()})]
+
+    return run
+
+
+@torch.no_grad()
+def compare_with_pytorch(session, model: nn.Module, inputs: Sequence[torch.Tensor]) -> Dict[str, float]:
+    """Per input batch size: the largest |onnxruntime - PyTorch| over all outputs, relative to the largest
+    |PyTorch output| (``rel``) and absolute (``abs``); ``ValueError`` naming both shapes if they differ."""
+    run, results = onnx_runner(session), {}
+    for x in inputs:
+        expected, got = flat_outputs(model.eval()(x)), run(x)
+        if [tuple(t.shape) for t in expected] != [tuple(t.shape) for t in got]:
+            raise ValueError(f'onnxruntime output shapes {[tuple(t.shape) for t in got]} != PyTorch '
+                             f'{[tuple(t.shape) for t in expected]} for input {tuple(x.shape)}')
+        diff = max(float((e.double() - g.double()).abs().max()) for e, g in zip(expected, got))
+        scale = max(float(e.abs().max()) for e in expected)
+        results[f'bs{x.shape[0]}'] = dict(abs=diff, rel=diff / max(scale, 1e-12))
+    return results
