@@ -80,6 +80,12 @@ def test_benchmark_cli_measures_against_timm(cli):
                                '--iters', 1, '--warmup', 0, '--timm', 'ghostnetv3_050')
     assert code == 0, stderr
     assert 'mmcompact folded' in stdout and 'timm ghostnetv3_050 folded' in stdout and 'x ref' in stdout
+    code, stdout, stderr = cli('benchmark.py', CLS_CONFIG, '--train', '--batch-sizes', 2, '--shape', 64, 64,
+                               '--iters', 1, '--warmup', 0, '--timm', 'ghostnetv3_050', '--bounds', 'ghostnet_050')
+    assert code == 0, stderr
+    rows = {line.split('  ')[0]: line.split() for line in stdout.splitlines()}
+    assert {'mmcompact train form', 'timm ghostnetv3_050 train form', 'timm ghostnet_050 (no re-param)'} <= set(rows)
+    assert rows['timm ghostnetv3_050 train form'][-1] == '1.00'  # the reference of the ratios
 
 
 def test_demo_main_job_runs_in_a_fresh_process(tmp_path):

@@ -1,11 +1,15 @@
-"""Inference latency of a config in training form vs folded form, against timm's ghostnetv3.
+"""Inference latency and training throughput of a config, training form vs folded, against timm.
 
     python tools/benchmark.py CONFIG [--batch-sizes 1 16] [--shape 224 224] [--iters 20]
                              [--timm ghostnetv3_100] [--device cpu|cuda]
+    python tools/benchmark.py CONFIG --train [--batch-sizes 16] [--bounds ghostnet_100 mobilenetv2_100]
 
-All figures are measured in this process with the same input, the models taking turns call by call (so
-load drift hits all alike); ratios are relative to timm's reparameterized model (the reference).
-timm is optional (--timm none to skip).
+Inference: mmcompact's training form and folded form against timm's reparameterized model (the reference).
+--train: training steps (forward, cross-entropy, backward, SGD step; img/s, and peak memory on CUDA) of
+mmcompact's training form and folded form, timm's training form (the reference) and folded form, and plain
+timm models without re-parameterization (--bounds) as the bound. All figures are measured in this process
+with the same input, the models taking turns call by call (so load drift hits all alike); every figure is
+printed with its ratio to the reference. timm is optional (--timm none to skip).
 """
 import argparse
 import copy
@@ -15,12 +19,14 @@ import sys
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
-    parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 16])
+    parser.add_argument('--train', action='store_true', help='training throughput instead of inference')
+    parser.add_argument('--batch-sizes', type=int, nargs='+', help='default: 1 16 (inference), 16 (--train)')
     parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'))
     parser.add_argument('--iters', type=int, default=20, help='timed iterations (median reported)')
     parser.add_argument('--warmup', type=int, default=5)
-    parser.add_argument('--timm', default='ghostnetv3_100',
-                        help="timm reference model, reparameterized (or 'none')")
+    parser.add_argument('--timm', default='ghostnetv3_100', help="timm reference model (or 'none')")
+    parser.add_argument('--bounds', nargs='*', default=['ghostnet_100', 'mobilenetv2_100'],
+                        help='--train: plain timm models (no re-parameterization) shown as the bound')
     parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda when available)')
     return parser.parse_args(argv)
 
@@ -30,10 +36,11 @@ def main(argv=None) -> int:
     import torch
 
     import mmcompact  # noqa: F401
-    from mmcompact.analysis import format_table, measure_latency
+    from mmcompact.analysis import format_table, measure_latency, measure_train_step
     from mmcompact.apis import build_model, load_config
     from mmcompact.reparam import reparameterize_model
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    batch_sizes = args.batch_sizes or ([16] if args.train else [1, 16])
     try:
         model = build_model(load_config(args.config)).eval()
     except (FileNotFoundError, KeyError, ValueError) as err:
@@ -47,28 +54,38 @@ def main(argv=None) -> int:
             import timm
             from timm.utils.model import reparameterize_model as timm_reparameterize
         except ImportError:
-            print('timm is not installed: no reference figures (pip install timm==1.0.31)',
-                  file=sys.stderr)
+            print('timm is not installed: no reference figures (pip install timm==1.0.31)', file=sys.stderr)
         else:
-            reference = f'timm {args.timm} folded'
-            models[reference] = timm_reparameterize(timm.create_model(args.timm).eval())
-    print(f'device {device}, threads {torch.get_num_threads()}, torch {torch.__version__}, '
+            timm_model = timm.create_model(args.timm).eval()
+            if args.train:
+                reference = f'timm {args.timm} train form'
+                models[reference] = timm_model
+            models[f'timm {args.timm} folded'] = timm_reparameterize(copy.deepcopy(timm_model))
+            reference = reference or f'timm {args.timm} folded'
+            for name in args.bounds if args.train else []:
+                models[f'timm {name} (no re-param)'] = timm.create_model(name)
+    what = 'training step (fwd+bwd+SGD)' if args.train else 'inference'
+    print(f'{what}; device {device}, threads {torch.get_num_threads()}, torch {torch.__version__}, '
           f'input {args.shape[0]}x{args.shape[1]}, median of {args.iters} interleaved runs')
+    measure = measure_train_step if args.train else measure_latency
+    results = {bs: measure(models, bs, args.shape, args.warmup, args.iters, device) for bs in batch_sizes}
+    memory = args.train and device.startswith('cuda')
     header = ['model']
-    for bs in args.batch_sizes:
+    for bs in batch_sizes:
         header += [f'bs{bs} ms', f'bs{bs} img/s'] + ([f'bs{bs} x ref'] if reference else [])
-    results = {bs: measure_latency(models, bs, args.shape, args.warmup, args.iters, device)
-               for bs in args.batch_sizes}
+        header += [f'bs{bs} peak MiB', f'bs{bs} mem x ref'] if memory and reference else []
     rows = [header]
     for name in models:
         row = [name]
-        for bs in args.batch_sizes:
-            r = results[bs][name]
+        for bs in batch_sizes:
+            r, ref = results[bs][name], results[bs].get(reference)
             row += [f"{r['ms']:.1f}", f"{r['img_per_s']:.1f}"]
-            if reference:
-                row.append(f"{r['img_per_s'] / results[bs][reference]['img_per_s']:.2f}")
+            row += [f"{r['img_per_s'] / ref['img_per_s']:.2f}"] if ref else []
+            row += [f"{r['peak_mib']:.0f}", f"{r['peak_mib'] / ref['peak_mib']:.2f}"] if memory and ref else []
         rows.append(row)
     print(format_table(rows, total_row=False))
+    if reference:
+        print(f'x ref: throughput (and memory) relative to {reference}')
     return 0
 
 

@@ -45,6 +45,36 @@ def measure_latency(models: Dict[str, nn.Module], batch_size: int, shape=(224, 2
     return results
 
 
+def measure_train_step(models: Dict[str, nn.Module], batch_size: int, shape=(224, 224), warmup: int = 3,
+                       iters: int = 10, device: str = 'cpu') -> Dict[str, Dict[str, float]]:
+    """Training-step time per model, interleaved: forward of a (batch_size, 3, H, W) batch, cross-entropy
+    against random labels, backward, SGD step (training mode: BatchNorm batch statistics). Adds
+    ``img_per_s``, and on CUDA ``peak_mib``: peak allocated memory of one step of that model alone."""
+    x = torch.randn(batch_size, 3, *shape, device=device)
+    fns = {}
+    for name, model in models.items():
+        model.train().to(device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
+
+        def step(model=model, optimizer=optimizer):
+            logits = model(x)
+            target = torch.randint(0, logits.shape[1], (batch_size, ), device=device)
+            optimizer.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(logits, target).backward()
+            optimizer.step()
+        fns[name] = step
+    results = time_interleaved(fns, warmup, iters, device)
+    for name, r in results.items():
+        r['img_per_s'] = batch_size * 1e3 / r['ms']
+        if torch.device(device).type == 'cuda':
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+            fns[name]()
+            torch.cuda.synchronize(device)
+            r['peak_mib'] = torch.cuda.max_memory_allocated(device) / 2**20
+    return results
+
+
 def measure_distill_overhead(distiller: nn.Module, inputs: torch.Tensor, data_samples, warmup: int = 3,
                              iters: int = 10, device: str = 'cpu') -> Dict[str, Dict[str, float]]:
     """Training-step time of the student alone, of the distiller (student + teacher + distillation
