@@ -27,6 +27,8 @@ def parse_args(argv=None):
     parser.add_argument('--timm', default='ghostnetv3_100', help="timm reference model (or 'none')")
     parser.add_argument('--bounds', nargs='*', default=['ghostnet_100', 'mobilenetv2_100'],
                         help='--train: plain timm models (no re-parameterization) shown as the bound')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='every model and the input in channels_last (NHWC) memory format')
     parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda when available)')
     return parser.parse_args(argv)
 
@@ -65,10 +67,12 @@ def main(argv=None) -> int:
             for name in args.bounds if args.train else []:
                 models[f'timm {name} (no re-param)'] = timm.create_model(name)
     what = 'training step (fwd+bwd+SGD)' if args.train else 'inference'
+    layout = 'channels_last' if args.channels_last else 'contiguous (NCHW)'
     print(f'{what}; device {device}, threads {torch.get_num_threads()}, torch {torch.__version__}, '
-          f'input {args.shape[0]}x{args.shape[1]}, median of {args.iters} interleaved runs')
+          f'input {args.shape[0]}x{args.shape[1]} {layout}, median of {args.iters} interleaved runs')
     measure = measure_train_step if args.train else measure_latency
-    results = {bs: measure(models, bs, args.shape, args.warmup, args.iters, device) for bs in batch_sizes}
+    results = {bs: measure(models, bs, args.shape, args.warmup, args.iters, device, args.channels_last)
+               for bs in batch_sizes}
     memory = args.train and device.startswith('cuda')
     header = ['model']
     for bs in batch_sizes:

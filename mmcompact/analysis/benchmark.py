@@ -33,12 +33,23 @@ def time_interleaved(fns: Dict[str, Callable[[], object]], warmup: int = 3, iter
 
 
 @torch.no_grad()
+def _memory_format(channels_last: bool) -> torch.memory_format:
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def _batch(batch_size: int, shape, device: str, channels_last: bool) -> torch.Tensor:
+    return torch.randn(batch_size, 3, *shape, device=device).to(memory_format=_memory_format(channels_last))
+
+
 def measure_latency(models: Dict[str, nn.Module], batch_size: int, shape=(224, 224), warmup: int = 3,
-                    iters: int = 10, device: str = 'cpu') -> Dict[str, Dict[str, float]]:
+                    iters: int = 10, device: str = 'cpu',
+                    channels_last: bool = False) -> Dict[str, Dict[str, float]]:
     """Inference time of ``model(x)`` for a (batch_size, 3, H, W) input, eval mode, per model
-    (interleaved); adds ``img_per_s`` (from the median) to ``time_interleaved``'s figures."""
-    x = torch.randn(batch_size, 3, *shape, device=device)
-    fns = {name: (lambda m=model.eval().to(device): m(x)) for name, model in models.items()}
+    (interleaved); adds ``img_per_s`` (from the median) to ``time_interleaved``'s figures. With
+    ``channels_last`` the models and the input are converted to that memory format (NHWC) first."""
+    x = _batch(batch_size, shape, device, channels_last)
+    fns = {name: (lambda m=model.eval().to(device, memory_format=_memory_format(channels_last)): m(x))
+           for name, model in models.items()}
     results = time_interleaved(fns, warmup, iters, device)
     for r in results.values():
         r['img_per_s'] = batch_size * 1e3 / r['ms']
@@ -46,14 +57,16 @@ def measure_latency(models: Dict[str, nn.Module], batch_size: int, shape=(224, 2
 
 
 def measure_train_step(models: Dict[str, nn.Module], batch_size: int, shape=(224, 224), warmup: int = 3,
-                       iters: int = 10, device: str = 'cpu') -> Dict[str, Dict[str, float]]:
+                       iters: int = 10, device: str = 'cpu',
+                       channels_last: bool = False) -> Dict[str, Dict[str, float]]:
     """Training-step time per model, interleaved: forward of a (batch_size, 3, H, W) batch, cross-entropy
     against random labels, backward, SGD step (training mode: BatchNorm batch statistics). Adds
-    ``img_per_s``, and on CUDA ``peak_mib``: peak allocated memory of one step of that model alone."""
-    x = torch.randn(batch_size, 3, *shape, device=device)
+    ``img_per_s``, and on CUDA ``peak_mib``: peak allocated memory of one step of that model alone.
+    ``channels_last`` as for ``measure_latency``."""
+    x = _batch(batch_size, shape, device, channels_last)
     fns = {}
     for name, model in models.items():
-        model.train().to(device)
+        model.train().to(device, memory_format=_memory_format(channels_last))
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
 
         def step(model=model, optimizer=optimizer):

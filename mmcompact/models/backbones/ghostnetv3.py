@@ -62,10 +62,11 @@ class SqueezeExcite(nn.Module):
 
 
 class DFCAttention(nn.Module):
-    """Decoupled fully-connected attention: a (N, out, H, W) sigmoid gate computed at half resolution.
+    """Decoupled fully-connected attention: gates a (N, out, H, W) tensor with a sigmoid map computed from
+    the module input (N, in, H, W) at half resolution.
 
     avg_pool 2x2 -> 1x1 conv-BN -> (1, 5) depthwise conv-BN -> (5, 1) depthwise conv-BN -> sigmoid ->
-    nearest upsampling to the requested (H, W) (any size, odd and non-square included).
+    nearest upsampling to (H, W) (any size, odd and non-square included) -> product with the gated tensor.
     """
 
     def __init__(self, in_channels: int, out_channels: int, norm_cfg: dict, deploy: bool = False):
@@ -75,9 +76,15 @@ class DFCAttention(nn.Module):
             ConvBN(out_channels, out_channels, (1, 5), groups=out_channels, norm_cfg=norm_cfg, deploy=deploy),
             ConvBN(out_channels, out_channels, (5, 1), groups=out_channels, norm_cfg=norm_cfg, deploy=deploy))
 
-    def forward(self, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, gated: torch.Tensor) -> torch.Tensor:
         gate = torch.sigmoid(self.convs(F.avg_pool2d(x, kernel_size=2, stride=2)))
-        return F.interpolate(gate, size=size, mode='nearest')
+        n, c, h, w = gate.shape
+        height, width = gated.shape[-2:]
+        if (height, width) != (2 * h, 2 * w):
+            return gated * F.interpolate(gate, size=(height, width), mode='nearest')
+        # Exact 2x nearest upsampling as a broadcast: each gate value meets its 2x2 block (no upsampled copy).
+        blocks = gated.reshape(n, c, h, 2, w, 2) * gate.view(n, c, h, 1, w, 1)
+        return blocks.reshape(n, c, height, width)
 
 
 class GhostModuleV3(nn.Module):
@@ -105,7 +112,7 @@ class GhostModuleV3(nn.Module):
         primary = self.primary(x)
         out = torch.cat([primary, self.cheap(primary)], dim=1)[:, :self.out_channels]
         if self.dfc is not None:
-            out = out * self.dfc(x, out.shape[-2:])
+            out = self.dfc(x, out)
         return out
 
 
