@@ -6,7 +6,7 @@
 
 Inference: mmcompact's training form and folded form against timm's reparameterized model (the reference).
 --train: training steps (forward, cross-entropy, backward, SGD step; img/s, and peak memory on CUDA) of
-mmcompact's training form and folded form, timm's training form (the reference) and folded form, and plain
+mmcompact's training form (with and without the fused path of 1x1 branches) and folded form, timm's training form (the reference) and folded form, and plain
 timm models without re-parameterization (--bounds) as the bound. All figures are measured in this process
 with the same input, the models taking turns call by call (so load drift hits all alike); every figure is
 printed with its ratio to the reference. timm is optional (--timm none to skip).
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     import mmcompact  # noqa: F401
     from mmcompact.analysis import format_table, measure_latency, measure_train_step
     from mmcompact.apis import build_model, load_config
-    from mmcompact.reparam import reparameterize_model
+    from mmcompact.reparam import reparameterize_model, set_moment_fusion
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     batch_sizes = args.batch_sizes or ([16] if args.train else [1, 16])
     try:
@@ -48,8 +48,12 @@ def main(argv=None) -> int:
     except (FileNotFoundError, KeyError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
-    models = {'mmcompact train form': model,
-              'mmcompact folded': reparameterize_model(copy.deepcopy(model))}
+    models = {'mmcompact train form': model}
+    if args.train:  # the same model without the fused training path of 1x1 branches
+        separate = copy.deepcopy(model)
+        if set_moment_fusion(separate, False):
+            models['mmcompact train form, moment_fusion=False'] = separate
+    models['mmcompact folded'] = reparameterize_model(copy.deepcopy(model))
     reference = None
     if args.timm != 'none':
         try:

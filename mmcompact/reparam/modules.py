@@ -13,12 +13,19 @@ from torch import nn
 from ..registry import MODELS
 from .fuse import (FoldError, KernelBias, check_foldable_norm, fuse_conv_bn_weights, identity_kernel,
                    pad_kernel)
+from .moments import fused_branches, moments_apply
 
 IntPair = Union[int, Tuple[int, int]]
 
 
 def _pair(v: IntPair) -> Tuple[int, int]:
     return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _check_moment_fusion(mode):
+    if mode not in (True, False, 'auto'):
+        raise ValueError(f"moment_fusion must be True, False or 'auto', got {mode!r}")
+    return mode
 
 
 def _require_eval(module: nn.Module) -> None:
@@ -101,14 +108,20 @@ class RepConvBN(nn.Module):
     ``identity_branch`` and Cin == Cout, stride 1, same padding), summed, then the activation.
     Deploy form: one kxk conv with bias (``fused``), then the activation. Both compute the same function
     in eval mode; ``switch_to_deploy()`` converts the first into the second.
+
+    ``moment_fusion``: in training mode, compute 1x1 dense branches as one conv from the input's moments
+    (``moments.fused_branches``; same outputs, gradients and running statistics up to float rounding).
+    ``'auto'`` (default) uses it where it was measured faster (1x1, groups 1, Cin <= (branches - 1) * Cout,
+    plain BatchNorm2d); ``True`` wherever it applies; ``False`` never.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
                  padding: Optional[IntPair] = None, groups: int = 1, num_branches: int = 3,
                  scale_branch: bool = True, identity_branch: bool = True,
                  norm_cfg: dict = dict(type='BN'), act_cfg: Optional[dict] = None,
-                 deploy: bool = False):
+                 deploy: bool = False, moment_fusion: Union[bool, str] = 'auto'):
         super().__init__()
+        self.moment_fusion = _check_moment_fusion(moment_fusion)
         if num_branches < 1:
             raise ValueError(f'num_branches must be >= 1, got {num_branches}')
         kernel_size, stride = _pair(kernel_size), _pair(stride)
@@ -134,12 +147,22 @@ class RepConvBN(nn.Module):
                             norm_cfg) if self.has_scale else None
         self.identity = build_norm_layer(norm_cfg, out_channels)[1] if self.has_identity else None
 
+    def _fuse_moments(self) -> bool:
+        if not self.training or self.moment_fusion is False or self.num_branches < 2:
+            return False
+        if self.moment_fusion == 'auto' and self.in_channels > (self.num_branches - 1) * self.out_channels:
+            return False
+        return moments_apply(self.branches)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.deploy:
             return self.act(self.fused(x))
-        out = self.branches[0](x)
-        for branch in self.branches[1:]:
-            out = out + branch(x)
+        if self._fuse_moments():
+            out = fused_branches(x, self.branches)
+        else:
+            out = self.branches[0](x)
+            for branch in self.branches[1:]:
+                out = out + branch(x)
         if self.scale is not None:
             out = out + self.scale(x)
         if self.identity is not None:
@@ -178,4 +201,15 @@ class RepConvBN(nn.Module):
     def extra_repr(self) -> str:
         return (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, '
                 f'stride={self.stride}, groups={self.groups}, deploy={self.deploy}, '
-                f'branches={self.num_branches}, scale={self.has_scale}, identity={self.has_identity}')
+                f'branches={self.num_branches}, scale={self.has_scale}, identity={self.has_identity}, '
+                f'moment_fusion={self.moment_fusion}')
+
+
+def set_moment_fusion(model: nn.Module, mode: Union[bool, str]) -> int:
+    """Set ``moment_fusion`` (True, False or 'auto') on every RepConvBN in ``model`` (including the
+    RepConvBNPair modules of ``Reparameterized`` backbones); returns how many were set."""
+    _check_moment_fusion(mode)
+    modules = [m for m in model.modules() if isinstance(m, RepConvBN)]
+    for module in modules:
+        module.moment_fusion = mode
+    return len(modules)
