@@ -92,13 +92,16 @@ def test_deploy_hook_evaluates_and_exports_the_folded_ema_model(tiny_config, cli
         assert max_abs_diff(reparameterize_model(model)(x), deployed(x)) <= 1e-6
 
 
-def test_recipe_study_runs_every_variant_at_toy_size(tmp_path):
+@pytest.mark.parametrize('task,options,teacher', [
+    ('cls', ['--epochs', '1', '--num-train', '12', '--num-val', '6'], 'teacher (ResNet-18)'),
+    ('det', ['--iters', '2', '--num-train', '8', '--num-val', '4'], 'teacher (RetinaNet-R18-FPN)')])
+def test_recipe_study_runs_every_variant_at_toy_size(tmp_path, task, options, teacher):
     from conftest import run_tool
-    result = run_tool('tools/recipe_study.py', '--work-dir', str(tmp_path), '--seeds', '0', '--epochs', '1',
-                      '--num-train', '12', '--num-val', '6')
+    result = run_tool('tools/recipe_study.py', '--task', task, '--work-dir', str(tmp_path), '--seeds', '0',
+                      *options)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     table = (tmp_path / 'results.md').read_text()
-    for row in ('| plain |', '| re-param |', '| re-param + KD |', 'teacher (ResNet-18)'):
+    for row in ('| plain |', '| re-param |', '| re-param + KD |', teacher):
         assert row in table
     macs = {line.split('|')[2].strip() for line in table.splitlines() if line.startswith('| ') and 'M |' in line}
     assert len(macs) == 1  # the same deploy network for every variant
