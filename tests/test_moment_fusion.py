@@ -91,3 +91,18 @@ def test_ghostnetv3_trains_the_same_with_and_without_fusion():
         assert (p.grad - q.grad).abs().max() <= 1e-7 * p.grad.abs().max() + 1e-12, name
     for (name, buf), other in zip(separate.named_buffers(), fused.buffers()):
         assert (buf.double() - other.double()).abs().max() < 1e-9, name
+
+
+def test_moment_fusion_is_selectable_from_configs():
+    from mmengine.config import Config
+
+    from mmcompact.apis import build_model
+    ghostnet = GhostNetV3(widen_factor=0.5, moment_fusion=False)
+    assert all(m.moment_fusion is False for m in ghostnet.modules() if isinstance(m, RepConvBN))
+    cfg = Config(dict(model=dict(
+        type='mmcompact.Reparameterized', backbone=dict(type='mmpretrain.MobileNetV2', widen_factor=0.5),
+        input_shape=(1, 3, 64, 64), moment_fusion=False)))
+    backbone = build_model(cfg)
+    backbone.init_weights()  # re-converts the pairs: the setting must survive
+    reps = [m for m in backbone.modules() if isinstance(m, RepConvBN)]
+    assert reps and all(m.moment_fusion is False for m in reps)

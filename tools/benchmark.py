@@ -6,8 +6,9 @@
 
 Inference: mmcompact's training form and folded form against timm's reparameterized model (the reference).
 --train: training steps (forward, cross-entropy, backward, SGD step; img/s, and peak memory on CUDA) of
-mmcompact's training form (with and without the fused path of 1x1 branches) and folded form, timm's training form (the reference) and folded form, and plain
-timm models without re-parameterization (--bounds) as the bound. All figures are measured in this process
+mmcompact's training form (with and without the fused path of 1x1 branches) and folded form, timm's
+training form (the reference) and folded form, and plain timm models without re-parameterization
+(--bounds) as the bound. All figures are measured in this process
 with the same input, the models taking turns call by call (so load drift hits all alike); every figure is
 printed with its ratio to the reference. timm is optional (--timm none to skip).
 """

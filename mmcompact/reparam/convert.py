@@ -8,7 +8,7 @@ The original conv + BN become branch 0 and the extra branches start with zero BN
 input and refuses otherwise (e.g. when a conv's pre-BN output is also used elsewhere).
 """
 import fnmatch
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -123,12 +123,14 @@ def _selected(path: str, include: Optional[Sequence[str]], exclude: Optional[Seq
 def reparameterize_conv_bn_pairs(model: nn.Module, num_branches: int = 3, scale_branch: bool = True,
                                  identity_branch: bool = True, include: Optional[Sequence[str]] = None,
                                  exclude: Optional[Sequence[str]] = None,
-                                 input_shape: Sequence[int] = (1, 3, 224, 224)) -> List[str]:
+                                 input_shape: Sequence[int] = (1, 3, 224, 224),
+                                 moment_fusion: Union[bool, str] = 'auto') -> List[str]:
     """Replace each selected conv+BN pair of ``model`` by a ``RepConvBNPair`` (in place).
 
     ``include``/``exclude``: fnmatch patterns on conv paths (e.g. ``['layer1.*']``). Dilated convs and
-    non-zero padding modes are left as they are. Returns the converted conv paths. Raises FoldError if the
-    converted model does not compute the original function on the probe input.
+    non-zero padding modes are left as they are. ``moment_fusion``: see ``RepConvBN``. Returns the converted
+    conv paths. Raises FoldError if the converted model does not compute the original function on the
+    probe input.
     """
     probe = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0)).to(
         next(model.parameters()).device)
@@ -145,7 +147,8 @@ def reparameterize_conv_bn_pairs(model: nn.Module, num_branches: int = 3, scale_
         rep = RepConvBNPair(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
                             conv.padding, conv.groups, num_branches=num_branches,
                             scale_branch=scale_branch, identity_branch=identity_branch,
-                            norm_cfg=dict(type='SyncBN' if isinstance(bn, nn.SyncBatchNorm) else 'BN'))
+                            norm_cfg=dict(type='SyncBN' if isinstance(bn, nn.SyncBatchNorm) else 'BN'),
+                            moment_fusion=moment_fusion)
         rep.to(device=conv.weight.device, dtype=conv.weight.dtype).eval()  # like the model, for now
         first = rep.branches[0]
         first.conv.weight.copy_(conv.weight)

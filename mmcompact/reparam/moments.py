@@ -21,8 +21,9 @@ def moments_apply(branches: Sequence[nn.Module]) -> bool:
     statistics span processes) and no activation."""
     for branch in branches:
         conv, bn = branch.conv, getattr(branch, 'bn', None)
-        if (type(bn) is not nn.BatchNorm2d or not isinstance(getattr(branch, 'act', None), nn.Identity) or not bn.affine or not bn.track_running_stats
-                or conv.kernel_size != (1, 1) or conv.stride != (1, 1) or conv.padding != (0, 0)
+        if (type(bn) is not nn.BatchNorm2d or not bn.affine or not bn.track_running_stats
+                or not isinstance(getattr(branch, 'act', None), nn.Identity) or conv.kernel_size != (1, 1)
+                or conv.stride != (1, 1) or conv.padding != (0, 0)
                 or conv.groups != 1 or conv.dilation != (1, 1) or conv.bias is not None):
             return False
     return True
@@ -31,11 +32,13 @@ def moments_apply(branches: Sequence[nn.Module]) -> bool:
 def fused_branches(x: torch.Tensor, branches: Sequence[nn.Module]) -> torch.Tensor:
     """sum_b BN_b(conv_b(x)) in training mode, for branches accepted by ``moments_apply``; (N, Cin, H, W) ->
     (N, Cout, H, W). Updates every BN's running statistics and batch counter as BatchNorm would. The
-    statistics are computed in float32 (float64 for float64 inputs) with autocast off; the one conv runs under the caller's autocast."""
+    statistics are computed in float32 (float64 for float64 inputs) with autocast off; the one conv runs
+    under the caller's autocast."""
     n, cin, h, w = x.shape
     count = n * h * w
     if count < 2:
-        raise ValueError(f'Expected more than 1 value per channel when training, got input size {tuple(x.shape)}')
+        raise ValueError(f'Expected more than 1 value per channel when training, got input size '
+                         f'{tuple(x.shape)}')
     bns = [branch.bn for branch in branches]
     dtype = torch.promote_types(x.dtype, torch.float32)  # float32, or float64 for float64 models
     with torch.autocast(x.device.type, enabled=False):

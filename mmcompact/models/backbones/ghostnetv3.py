@@ -11,7 +11,7 @@ stem (2, 16) | 0 (2, 16) | 1 (4, 24) | 2 (4, 24) | 3 (8, 40) | 4 (8, 40) | 5 (16
 7 (32, 160) | 8 (32, 160) | 9: 1x1 conv (32, 960). Detection usually takes ``out_indices=(2, 4, 6, 9)``.
 """
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +19,7 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...reparam import ConvBN, RepConvBN, reparameterize_model
+from ...reparam import ConvBN, RepConvBN, reparameterize_model, set_moment_fusion
 from ...registry import MODELS
 
 # [kernel, hidden, out, se_ratio, stride] per block, grouped into stages 0..8 (stage 9 is the 1x1 conv).
@@ -164,13 +164,16 @@ class GhostNetV3(BaseModule):
         extra_branches: the 1x1 scale and BN identity branches where the official code has them;
             ``num_branches=1, extra_branches=False`` is the plain (GhostNet-style) network, same deploy form.
         deploy: build the folded form directly, so folded checkpoints load strictly.
+        moment_fusion: the fused training path of the 1x1 branches (``RepConvBN``): 'auto' (where it
+            is faster), True or False. Same math either way.
     """
 
     def __init__(self, widen_factor: float = 1.0, out_indices: Sequence[int] = (9, ),
                  frozen_stages: int = -1, norm_eval: bool = False, num_branches: int = 3,
                  extra_branches: bool = True, norm_cfg: dict = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU', inplace=True),
-                 deploy: bool = False, init_cfg: Optional[dict] = None):
+                 deploy: bool = False, moment_fusion: Union[bool, str] = 'auto',
+                 init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         if isinstance(widen_factor, bool) or not isinstance(widen_factor, (int, float)) \
                 or not 0 < widen_factor <= 8:
@@ -213,6 +216,7 @@ class GhostNetV3(BaseModule):
         last = make_divisible(LAST_CHANNELS * widen_factor)
         self.stages.append(ConvBN(channels, last, 1, norm_cfg=norm_cfg, act_cfg=act_cfg, deploy=deploy))
         self.stage_channels.append(last)
+        set_moment_fusion(self, moment_fusion)
         self.out_channels = tuple(stem_channels if i == -1 else self.stage_channels[i]
                                   for i in self.out_indices)
         self._freeze_stages()
