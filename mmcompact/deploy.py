@@ -70,6 +70,9 @@ def onnx_session(path: str, threads: int = 0):
         raise FileNotFoundError(f'ONNX file {path!r} does not exist')
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    # No busy-waiting between runs: spinning threads would steal the cores from whatever runs next (e.g.
+    # PyTorch, timed in turn with it).
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
 
 
