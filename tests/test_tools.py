@@ -88,6 +88,24 @@ def test_benchmark_cli_measures_against_timm(cli):
     assert rows['timm ghostnetv3_050 train form'][-1] == '1.00'  # the reference of the ratios
 
 
+def test_inference_is_timed_without_autograd_and_training_with_it():
+    from mmcompact.analysis import measure_latency, measure_train_step
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(8, 2)
+
+        def forward(self, x):
+            seen.append(torch.is_grad_enabled())
+            return self.linear(x.mean((2, 3)).repeat(1, 3)[:, :8])
+
+    measure_latency({'probe': Probe()}, 2, (4, 4), warmup=0, iters=1)
+    measure_train_step({'probe': Probe()}, 2, (4, 4), warmup=0, iters=1)
+    assert seen == [False, True]
+
+
 def test_demo_main_job_runs_in_a_fresh_process(tmp_path):
     """The quick start, at a toy size: data, teacher, distilled student, evaluation, fold, table, plots."""
     result = run_tool('tools/demo.py', '--work-dir', str(tmp_path), '--iters', '4', '--num-train', '8',

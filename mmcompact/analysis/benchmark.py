@@ -32,7 +32,6 @@ def time_interleaved(fns: Dict[str, Callable[[], object]], warmup: int = 3, iter
     return {name: dict(ms=statistics.median(t) * 1e3, ms_min=min(t) * 1e3) for name, t in times.items()}
 
 
-@torch.no_grad()
 def _memory_format(channels_last: bool) -> torch.memory_format:
     return torch.channels_last if channels_last else torch.contiguous_format
 
@@ -41,6 +40,7 @@ def _batch(batch_size: int, shape, device: str, channels_last: bool) -> torch.Te
     return torch.randn(batch_size, 3, *shape, device=device).to(memory_format=_memory_format(channels_last))
 
 
+@torch.no_grad()
 def measure_latency(models: Dict[str, nn.Module], batch_size: int, shape=(224, 224), warmup: int = 3,
                     iters: int = 10, device: str = 'cpu',
                     channels_last: bool = False) -> Dict[str, Dict[str, float]]:
