@@ -173,8 +173,8 @@ def export_structure(search_dir: str, budgets: Dict[str, float], out_dir: str, f
     """Choose the structure for ``budgets`` (or take ``choice``, a candidate index per block), write
     ``student.py`` (the teacher config with a ``StructuredBackbone``), ``student_init.pth`` (block-distilled
     blocks, teacher's other weights; loaded by the config's ``init_cfg``) and, for classifiers,
-    ``student_kd.py`` (fine-tune with KD from the teacher). The student is rebuilt from the written config, loaded strictly and re-counted exactly.
-    Returns the selection, the blocks chosen, the exact costs and the paths."""
+    ``student_kd.py`` (fine-tune with KD from the teacher). The student is rebuilt from the written config,
+    loaded strictly and re-counted exactly. Returns the selection, the blocks chosen, the exact costs and the paths."""
     result = load_search(search_dir)
     if choice is None:
         selection = choose(result, budgets)
