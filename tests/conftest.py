@@ -33,6 +33,15 @@ def run_tool(*args, cwd=ROOT):
                           timeout=600)
 
 
+def torchrun_two_processes(script_and_args, port: int = 29500):
+    """``torchrun --nproc_per_node 2 SCRIPT ARGS`` (gloo on CPU), one thread per process; returns the
+    completed process (stdout, stderr captured)."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+    return subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+                           '--master_port', str(port), *map(str, script_and_args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
 @pytest.fixture
 def cli(capsys, monkeypatch):
     """Call ``tools/<name>.py``'s ``main(argv)`` in this process (saves the 9 s import of a new one);

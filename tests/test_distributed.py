@@ -1,7 +1,6 @@
 """Scale out on CPU: torchrun with 2 gloo processes gives the same result as one process with the same
-global batch (distillation through tools/dist_train.sh), and the non-finite-loss guard skips a step on every
+global batch (distillation, tools/train.py under torchrun), and the non-finite-loss guard skips a step on every
 rank when only one rank sees a NaN."""
-import os
 import subprocess
 import sys
 
@@ -9,7 +8,7 @@ import torch
 
 from mmcompact.checkpoint import safe_load
 
-from conftest import ROOT, make_image_folder
+from conftest import ROOT, make_image_folder, torchrun_two_processes
 
 # Logit KD into a ResNet-18 student with GroupNorm: its forward is per-sample, so 2 processes x 2 images and
 # 1 process x 4 images see the same math (BatchNorm statistics are per process without SyncBN, and torch's
@@ -37,13 +36,6 @@ randomness = dict(seed=0)
 """
 
 
-def _torchrun(script_and_args, port):
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
-    return subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-                           '--master_port', str(port), *map(str, script_and_args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
-
-
 def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     data = make_image_folder(tmp_path / 'data', per_class=8, size=32)  # 16 images: 4 steps of 4 per epoch
     for name, batch_size in (('single', 4), ('ddp', 2)):
@@ -51,7 +43,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     single = subprocess.run([sys.executable, 'tools/train.py', tmp_path / 'single.py', '--work-dir',
                              tmp_path / 'single'], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert single.returncode == 0, single.stderr[-3000:]
-    ddp = _torchrun(['tools/train.py', tmp_path / 'ddp.py', '--work-dir', tmp_path / 'ddp', '--launcher',
+    ddp = torchrun_two_processes(['tools/train.py', tmp_path / 'ddp.py', '--work-dir', tmp_path / 'ddp', '--launcher',
                      'pytorch'], port=29661)
     assert ddp.returncode == 0, ddp.stdout[-2000:] + ddp.stderr[-3000:]
     expected = safe_load(str(tmp_path / 'single' / 'epoch_2.pth'))['state_dict']
@@ -112,7 +104,7 @@ torch.save(dict(weight=model.linear.weight.detach(), skipped=runner.message_hub.
 def test_nonfinite_guard_skips_the_step_on_every_rank(tmp_path):
     script = tmp_path / 'nan_on_one_rank.py'
     script.write_text(NAN_ON_ONE_RANK.format(root=ROOT, work_dir=str(tmp_path)))
-    result = _torchrun([script], port=29663)
+    result = torchrun_two_processes([script], port=29663)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     ranks = [torch.load(tmp_path / f'rank{r}.pt', weights_only=True) for r in (0, 1)]
     assert [r['skipped'] for r in ranks] == [1, 1]  # rank 0 had a finite loss, and skipped with rank 1

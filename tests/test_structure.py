@@ -17,7 +17,7 @@ from mmcompact.structure.api import build_teacher_and_space, search_settings
 from mmcompact.structure.search import BlockwiseDistillation
 from mmcompact.structure.space import deploy_form
 
-from conftest import ROOT, randomize_bn
+from conftest import ROOT, randomize_bn, torchrun_two_processes
 
 def brute_force(scores, costs, budgets):
     best = None
@@ -217,13 +217,9 @@ def test_structured_backbone_names_a_wrong_block_path():
 
 def test_search_runs_under_torchrun_with_two_cpu_processes(tiny_search, tmp_path):
     """torchrun + gloo: the candidates train as one DDP module; rank 0 writes the result."""
-    import subprocess
-    import sys
     config, _ = tiny_search
-    result = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', 'tools/search_structure.py',
-         config, '--work-dir', str(tmp_path / 'search'), '--launcher', 'pytorch'],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    result = torchrun_two_processes(['tools/search_structure.py', config, '--work-dir', tmp_path / 'search',
+                                     '--launcher', 'pytorch'], port=29665)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count('additivity: Spearman') == 1  # printed by rank 0 only
     assert (tmp_path / 'search' / 'search.json').exists()
