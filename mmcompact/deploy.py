@@ -5,7 +5,7 @@ outputs per FPN level). Box decoding and NMS stay in mmdet (as in mmdeploy's spl
 exactly these tensors. Needs ``pip install onnx onnxruntime onnxscript`` (the ``deploy`` extra).
 """
 import os
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -47,10 +47,14 @@ def _require_onnx():
     return onnxruntime
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: str, dynamic_batch: bool = True,
-                opset: int = 18) -> List[str]:
-    """Export eval-mode ``model`` traced on ``example`` (N, 3, H, W) to ``path`` (written atomically, one
-    self-contained file); the batch dimension is dynamic when ``dynamic_batch``. Returns the output names."""
+class OnnxMismatchError(RuntimeError):
+    """onnxruntime's outputs differ from PyTorch's beyond the tolerance (nothing was written)."""
+
+
+def onnx_bytes(model: nn.Module, example: torch.Tensor, dynamic_batch: bool = True,
+               opset: int = 18) -> Tuple[bytes, List[str]]:
+    """The serialized ONNX graph of eval-mode ``model`` traced on ``example`` (N, 3, H, W), one
+    self-contained model (batch dimension dynamic when ``dynamic_batch``), and its output names."""
     _require_onnx()
     wrapper = FlatTensorOutputs(model.eval()).eval()
     with torch.no_grad():
@@ -58,22 +62,55 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str, dynamic_batc
     kwargs = dict(dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=4096)},)) if dynamic_batch else {}
     program = torch.onnx.export(wrapper, (example,), dynamo=True, input_names=['input'], output_names=names,
                                 opset_version=opset, external_data=False, verbose=False, **kwargs)
+    return program.model_proto.SerializeToString(), names
+
+
+def export_onnx(model: nn.Module, example: torch.Tensor, path: str, dynamic_batch: bool = True,
+                opset: int = 18) -> List[str]:
+    """``onnx_bytes`` written to ``path`` atomically; returns the output names."""
+    data, names = onnx_bytes(model, example, dynamic_batch, opset)
     with atomic_file(path) as f:
-        f.write(program.model_proto.SerializeToString())
+        f.write(data)
     return names
 
 
-def onnx_session(path: str, threads: int = 0):
-    """An onnxruntime CPU session for ``path``; ``threads`` intra-op threads (0: onnxruntime's default)."""
+def export_checked(model: nn.Module, example: torch.Tensor, path: str, check_inputs: Sequence[torch.Tensor],
+                   rtol: float = 1e-4, dynamic_batch: bool = True, threads: int = 0,
+                   overwrite: bool = False):
+    """Export ``model`` to ``path`` only once onnxruntime has reproduced PyTorch on every input of
+    ``check_inputs`` (largest gap <= ``rtol`` of the largest output, see ``compare_with_pytorch``).
+
+    The graph is checked in memory and then written atomically, so a failed check (``OnnxMismatchError``)
+    or any error leaves ``path`` as it was. Refuses an existing ``path`` unless ``overwrite``
+    (``FileExistsError``). Returns ``(session, gaps)``: the onnxruntime session and the per-batch gaps.
+    """
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f'{path} exists: choose another output path or pass --force to overwrite it')
+    data, _ = onnx_bytes(model, example, dynamic_batch)
+    session = onnx_session(data, threads)
+    gaps = compare_with_pytorch(session, model, check_inputs)
+    worst = max(gap['rel'] for gap in gaps.values())
+    if worst > rtol:
+        raise OnnxMismatchError(
+            f'onnxruntime differs from PyTorch by {worst:.1e} of the largest output (> rtol {rtol:g}; per batch: '
+            + ', '.join(f"{name} {gap['rel']:.1e}" for name, gap in gaps.items()) + f'); {path} was not written')
+    with atomic_file(path) as f:
+        f.write(data)
+    return session, gaps
+
+
+def onnx_session(model: Union[str, bytes], threads: int = 0):
+    """An onnxruntime CPU session for an ONNX file path or serialized model; ``threads`` intra-op threads
+    (0: onnxruntime's default)."""
     ort = _require_onnx()
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'ONNX file {path!r} does not exist')
+    if isinstance(model, str) and not os.path.isfile(model):
+        raise FileNotFoundError(f'ONNX file {model!r} does not exist')
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     # No busy-waiting between runs: spinning threads would steal the cores from whatever runs next (e.g.
     # PyTorch, timed in turn with it).
     options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    return ort.InferenceSession(model, options, providers=['CPUExecutionProvider'])
 
 
 def onnx_runner(session) -> Callable[[torch.Tensor], List[torch.Tensor]]:

@@ -40,8 +40,36 @@ def test_export_tool_on_a_detector(tmp_path, cli):
     assert not any(node.op_type == 'BatchNormalization' for node in graph.node)  # folded away
     code, _, stderr = cli('export_onnx.py', DETECTOR, out, '--shape', 96, 96)
     assert code == 1 and '--force' in stderr  # never overwrites
+    exported = out.read_bytes()
+    code, _, stderr = cli('export_onnx.py', DETECTOR, out, '--shape', 96, 96, '--force', '--tolerance', '-1')
+    assert code == 1 and '--tolerance' in stderr and 'nothing written' in stderr
+    code, _, stderr = cli('export_onnx.py', DETECTOR, out, '--shape', 96, 96, '--force', '--rtol', '-1')
+    assert code == 1 and 'onnxruntime differs from PyTorch' in stderr and 'was not written' in stderr
+    assert out.read_bytes() == exported and os.listdir(tmp_path) == ['retinanet.onnx']  # kept, no temporary
     code, _, stderr = cli('export_onnx.py', DETECTOR, tmp_path / 'missing.pth', tmp_path / 'x.onnx')
     assert code == 1 and 'missing.pth' in stderr and not (tmp_path / 'x.onnx').exists()
+
+
+class _ExportsDifferently(torch.nn.Module):
+    """Adds 1 in eager PyTorch but not in the exported graph (a Python branch that export does not see)."""
+
+    def forward(self, x):
+        return x if torch.compiler.is_compiling() else x + 1
+
+
+def test_an_export_that_onnxruntime_does_not_reproduce_is_not_written(tmp_path):
+    from mmcompact.deploy import OnnxMismatchError, export_checked
+    path = tmp_path / 'model.onnx'
+    path.write_bytes(b'previous export')
+    x = random_inputs((1, 3, 8, 8))
+    with pytest.raises(FileExistsError, match='--force'):
+        export_checked(_ExportsDifferently(), x, str(path), [x])
+    with pytest.raises(OnnxMismatchError, match='was not written'):
+        export_checked(_ExportsDifferently(), x, str(path), [x], overwrite=True)
+    assert path.read_bytes() == b'previous export' and os.listdir(tmp_path) == ['model.onnx']
+    session, gaps = export_checked(torch.nn.ReLU(), x, str(path), [x], overwrite=True)
+    assert gaps['bs1']['abs'] == 0 and session.get_inputs()[0].name == 'input'
+    assert path.read_bytes() != b'previous export'
 
 
 def test_outputs_that_are_not_tensors_are_named():

@@ -1,13 +1,14 @@
 """Export a folded classifier or detector to ONNX, check it with onnxruntime, and time it against PyTorch.
 
     python tools/export_onnx.py CONFIG [CHECKPOINT] OUT.onnx [--shape 224 224] [--batch-sizes 1 16]
-                                [--static-batch] [--iters 20] [--rtol 1e-4] [--force]
+                                [--static-batch] [--iters 20] [--tolerance 1e-4] [--rtol 1e-4] [--force]
 
-The model (re-param blocks and every conv+BN pair) is folded first, with its equivalence checked; the ONNX
-graph holds mode 'tensor' outputs (logits, or a detector's raw per-level head outputs: decoding and NMS stay
-in mmdet). onnxruntime's outputs are compared with PyTorch's at every batch size; a gap above --rtol (of the
-largest output) fails. Then CPU latency: PyTorch eager vs onnxruntime, same input, same threads, interleaved.
-Without CHECKPOINT the model keeps its random initialisation (for a speed check).
+The model (re-param blocks and every conv+BN pair) is folded first; a folded model further than --tolerance
+(max abs difference) from the training form is refused. The ONNX graph holds mode 'tensor' outputs (logits,
+or a detector's raw per-level head outputs: decoding and NMS stay in mmdet). onnxruntime's outputs are
+compared with PyTorch's at every batch size before anything is written; a gap above --rtol (of the largest
+output) writes nothing. Then CPU latency: PyTorch eager vs onnxruntime, same input, same threads,
+interleaved. Without CHECKPOINT the model keeps its random initialisation (for a speed check).
 """
 import argparse
 import os
@@ -23,6 +24,8 @@ def parse_args(argv=None):
     parser.add_argument('--static-batch', action='store_true',
                         help='fix the batch size to the first of --batch-sizes (default: dynamic)')
     parser.add_argument('--iters', type=int, default=20, help='timed iterations (median reported)')
+    parser.add_argument('--tolerance', type=float, default=1e-4,
+                        help='largest allowed max abs difference between the folded and the training form')
     parser.add_argument('--rtol', type=float, default=1e-4,
                         help='largest allowed |onnxruntime - PyTorch|, relative to the largest output')
     parser.add_argument('--force', action='store_true', help='overwrite OUT.onnx')
@@ -48,28 +51,30 @@ def main(argv=None) -> int:
     from mmcompact.analysis import format_table, time_interleaved
     from mmcompact.apis import build_model, fold_and_check, load_config, random_inputs
     from mmcompact.checkpoint import UnsafeCheckpointError
-    from mmcompact.deploy import compare_with_pytorch, export_onnx, onnx_runner, onnx_session
+    from mmcompact.deploy import OnnxMismatchError, export_checked, onnx_runner
+    sizes = args.batch_sizes[:1] if args.static_batch else args.batch_sizes
     try:
         model = build_model(load_config(args.config), checkpoint).eval()
         session_threads = torch.get_num_threads()
         example = random_inputs((args.batch_sizes[0], 3, *args.shape))
         folded, fold_diff = fold_and_check(model, example)
-        print(f'folded: max |train form - folded| = {fold_diff:.2e}')
-        export_onnx(folded, example, out, dynamic_batch=not args.static_batch)
-        session = onnx_session(out, threads=session_threads)
-        sizes = args.batch_sizes[:1] if args.static_batch else args.batch_sizes
-        check = compare_with_pytorch(session, folded, [random_inputs((bs, 3, *args.shape), seed=bs)
-                                                       for bs in sizes])
-    except (FileNotFoundError, KeyError, ImportError, UnsafeCheckpointError) as err:
+        print(f'folded: max |train form - folded| = {fold_diff:.2e} (tolerance {args.tolerance:g})')
+        if not fold_diff <= args.tolerance:
+            print(f'error: the folded model differs from the training form by {fold_diff:.2e} > --tolerance '
+                  f'{args.tolerance:g}; nothing written', file=sys.stderr)
+            return 1
+        session, check = export_checked(folded, example, out, [random_inputs((bs, 3, *args.shape), seed=bs)
+                                                               for bs in sizes],
+                                        rtol=args.rtol, dynamic_batch=not args.static_batch,
+                                        threads=session_threads, overwrite=args.force)
+    except (FileNotFoundError, FileExistsError, KeyError, ImportError, UnsafeCheckpointError,
+            OnnxMismatchError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     print(f'wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB)')
     for name, gap in check.items():
         print(f'onnxruntime vs PyTorch, {name}: max abs diff {gap["abs"]:.2e} ({gap["rel"]:.1e} of the largest '
               'output)')
-    if max(gap['rel'] for gap in check.values()) > args.rtol:
-        print(f'error: onnxruntime differs from PyTorch by more than --rtol {args.rtol}', file=sys.stderr)
-        return 1
 
     run = onnx_runner(session)
     rows = [['batch', 'PyTorch eager (folded) ms', 'onnxruntime ms', 'onnxruntime speed-up']]
