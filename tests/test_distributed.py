@@ -1,6 +1,6 @@
 """Scale out on CPU: torchrun with 2 gloo processes gives the same result as one process with the same
-global batch (distillation, tools/train.py under torchrun), and the non-finite-loss guard skips a step on every
-rank when only one rank sees a NaN."""
+global batch (distillation, tools/train.py under torchrun), the non-finite-loss guard skips a step on every
+rank when only one rank sees a NaN, and moment fusion trains like separate branches under DDP."""
 import subprocess
 import sys
 
@@ -109,3 +109,48 @@ def test_nonfinite_guard_skips_the_step_on_every_rank(tmp_path):
     ranks = [torch.load(tmp_path / f'rank{r}.pt', weights_only=True) for r in (0, 1)]
     assert [r['skipped'] for r in ranks] == [1, 1]  # rank 0 had a finite loss, and skipped with rank 1
     assert torch.isfinite(ranks[0]['weight']).all() and torch.equal(ranks[0]['weight'], ranks[1]['weight'])
+
+
+FUSED_AND_SEPARATE_UNDER_DDP = """
+import sys
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+sys.path.insert(0, {root!r})
+from mmcompact.models.backbones.ghostnetv3 import GhostNetV3
+
+dist.init_process_group('gloo')
+rank = dist.get_rank()
+states = {{}}
+for fusion in (False, True):
+    torch.manual_seed(0)
+    model = DistributedDataParallel(GhostNetV3(widen_factor=0.5, moment_fusion=fusion).double())
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for step in range(2):
+        x = torch.randn(2, 3, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(10 * step + rank))
+        optimizer.zero_grad()
+        model(x)[0].square().mean().backward()
+        optimizer.step()
+    states[fusion] = model.module.state_dict()
+torch.save(states, {work_dir!r} + f'/rank{{rank}}.pt')
+dist.destroy_process_group()
+"""
+
+
+def test_moment_fusion_trains_like_separate_branches_under_ddp(tmp_path):
+    """The fused training path under DistributedDataParallel (2 gloo processes, each its own batch): after two
+    SGD steps the weights and BatchNorm statistics equal those of separate branches, on both ranks."""
+    script = tmp_path / 'fusion_ddp.py'
+    script.write_text(FUSED_AND_SEPARATE_UNDER_DDP.format(root=ROOT, work_dir=str(tmp_path)))
+    result = torchrun_two_processes([script], port=29665)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f'rank{r}.pt', weights_only=True) for r in (0, 1)]
+    assert any('branches.1.conv' in key for key in ranks[0][True])  # the training form, parallel branches
+    for rank in ranks:
+        for key, value in rank[False].items():
+            torch.testing.assert_close(rank[True][key], value, rtol=1e-7, atol=1e-9, msg=key)
+    # DDP keeps the weights of the ranks equal; BatchNorm statistics are each rank's own (no SyncBN)
+    weights = [key for key in ranks[0][False] if not key.endswith(('running_mean', 'running_var'))]
+    for key in weights:
+        torch.testing.assert_close(ranks[1][True][key], ranks[0][True][key], rtol=1e-7, atol=1e-9, msg=key)
+    assert not torch.equal(ranks[0][True]['stem.bn.running_mean'], ranks[1][True]['stem.bn.running_mean'])
