@@ -88,6 +88,24 @@ def test_benchmark_cli_measures_against_timm(cli):
     assert rows['timm ghostnetv3_050 train form'][-1] == '1.00'  # the reference of the ratios
 
 
+def test_latency_breakdown_times_every_part_once_per_call(cli):
+    from mmcompact.analysis import latency_by_part
+    from mmcompact.models.backbones.ghostnetv3 import GhostNetV3
+    from mmcompact.reparam import reparameterize_model
+    folded = reparameterize_model(GhostNetV3(widen_factor=0.5).eval())
+    parts = latency_by_part(folded, 1, depth=3, shape=(64, 64), warmup=0, iters=2)
+    # stages is a ModuleList (never called): its blocks stand one level below the backbone
+    assert parts['stages.*.*.ghost1']['calls'] == 16 and parts['stages.*.*.se']['calls'] == 7
+    assert parts['stem.conv']['calls'] == 1 and 'stages.*.*.ghost1.dfc' not in parts  # parts never nest
+    assert 0 < sum(p['ms'] for name, p in parts.items() if name != 'total') <= parts['total']['ms']
+    assert latency_by_part(folded, 1, 4, (64, 64), 0, 1)['stages.*.*.ghost1.dfc']['calls'] == 14
+    code, stdout, stderr = cli('benchmark.py', CLS_CONFIG, '--breakdown', 5, '--batch-sizes', 1, '--shape', 64, 64,
+                               '--iters', 1, '--warmup', 0, '--timm', 'none')
+    assert code == 0, stderr
+    rows = {line.split()[0]: line.split() for line in stdout.splitlines() if line.startswith('backbone')}
+    assert rows['backbone.stages.*.*.ghost1.dfc'][1] == '14' and rows['backbone.stages.*.*.dw.fused'][2] == '-'
+
+
 def test_inference_is_timed_without_autograd_and_training_with_it():
     from mmcompact.analysis import measure_latency, measure_train_step
     seen = []

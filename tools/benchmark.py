@@ -3,6 +3,7 @@
     python tools/benchmark.py CONFIG [--batch-sizes 1 16] [--shape 224 224] [--iters 20]
                              [--timm ghostnetv3_100] [--device cpu|cuda]
     python tools/benchmark.py CONFIG --train [--batch-sizes 16] [--bounds ghostnet_100 mobilenetv2_100]
+    python tools/benchmark.py CONFIG --breakdown 6 [--batch-sizes 1]
 
 Inference: mmcompact's training form and folded form against timm's reparameterized model (the reference).
 --train: training steps (forward, cross-entropy, backward, SGD step; img/s, and peak memory on CUDA) of
@@ -11,6 +12,9 @@ training form (the reference) and folded form, and plain timm models without re-
 (--bounds) as the bound. All figures are measured in this process
 with the same input, the models taking turns call by call (so load drift hits all alike); every figure is
 printed with its ratio to the reference. timm is optional (--timm none to skip).
+--breakdown DEPTH: where the inference time goes instead, per part of mmcompact's training form and folded
+form (modules DEPTH levels below the model, e.g. 5 for a classifier's backbone.stages.*.*.ghost1.dfc),
+at the first batch size.
 """
 import argparse
 import copy
@@ -30,8 +34,34 @@ def parse_args(argv=None):
                         help='--train: plain timm models (no re-parameterization) shown as the bound')
     parser.add_argument('--channels-last', action='store_true',
                         help='every model and the input in channels_last (NHWC) memory format')
+    parser.add_argument('--breakdown', type=int, metavar='DEPTH',
+                        help='inference time per part (modules DEPTH levels below the model) instead')
     parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda when available)')
     return parser.parse_args(argv)
+
+
+def print_breakdown(models, args, batch_size, device) -> int:
+    import torch
+
+    from mmcompact.analysis import format_table, latency_by_part
+    parts = {name: latency_by_part(model, batch_size, args.breakdown, args.shape, args.warmup, args.iters,
+                                   device, args.channels_last) for name, model in models.items()}
+    names = list(parts)
+    order = sorted({p for r in parts.values() for p in r if p != 'total'},
+                   key=lambda p: -parts[names[-1]].get(p, dict(ms=0))['ms'])
+    rows = [['part', 'calls'] + [f'{name} {unit}' for name in names for unit in ('ms', '%')]]
+    for part in order + ['total']:
+        found = [parts[name].get(part) for name in names]
+        calls = next(f"{r['calls']:.0f}" for r in found if r)
+        row = [part, calls]
+        for name, r in zip(names, found):
+            row += [f"{r['ms']:.2f}", f"{100 * r['ms'] / parts[name]['total']['ms']:.0f}"] if r else ['-', '-']
+        rows.append(row)
+    print(f'inference time per part (forward hooks, mean of {args.iters} forwards); device {device}, threads '
+          f'{torch.get_num_threads()}, batch {batch_size}, input {args.shape[0]}x{args.shape[1]}'
+          f"{' channels_last' if args.channels_last else ''}; the total's rest is the parents' own operations")
+    print(format_table(rows, total_row=False))
+    return 0
 
 
 def main(argv=None) -> int:
@@ -55,6 +85,8 @@ def main(argv=None) -> int:
         if set_moment_fusion(separate, False):
             models['mmcompact train form, moment_fusion=False'] = separate
     models['mmcompact folded'] = reparameterize_model(copy.deepcopy(model))
+    if args.breakdown is not None:
+        return print_breakdown(models, args, batch_sizes[0], device)
     reference = None
     if args.timm != 'none':
         try:

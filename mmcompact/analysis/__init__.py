@@ -1,11 +1,12 @@
 """Analysis: params/FLOPs (MACs) accounting, latency benchmarks."""
-from .benchmark import measure_distill_overhead, measure_latency, measure_train_step, time_interleaved
+from .benchmark import (latency_by_part, measure_distill_overhead, measure_latency, measure_train_step,
+                        time_interleaved)
 from .logs import final_metric, last_value, read_scalars
 from .complexity import (MAC_OPS, Complexity, complexity_table, count_complexity, default_parts,
                          format_table, train_and_deploy_complexity)
 
 __all__ = [
     'MAC_OPS', 'Complexity', 'complexity_table', 'count_complexity', 'default_parts', 'format_table',
-    'train_and_deploy_complexity', 'measure_latency', 'measure_train_step', 'measure_distill_overhead',
+    'train_and_deploy_complexity', 'latency_by_part', 'measure_latency', 'measure_train_step', 'measure_distill_overhead',
     'time_interleaved', 'final_metric', 'last_value', 'read_scalars'
 ]

@@ -56,6 +56,58 @@ def measure_latency(models: Dict[str, nn.Module], batch_size: int, shape=(224, 2
     return results
 
 
+def _timed_parts(module: nn.Module, path: str, depth: int):
+    """(part, module): the modules ``depth`` levels below ``module``, or shallower leaves; a part is the
+    module path with its numeric indices replaced by '*' (all blocks of a stage make one part). A
+    ModuleList/ModuleDict is never called itself, so its members stand at its level."""
+    children = list(module.named_children())
+    if depth == 0 or not children:
+        yield '.'.join('*' if name.isdigit() else name for name in path.split('.')), module
+        return
+    for name, child in children:
+        level = depth if isinstance(child, (nn.ModuleList, nn.ModuleDict)) else depth - 1
+        yield from _timed_parts(child, f'{path}.{name}' if path else name, level)
+
+
+@torch.no_grad()
+def latency_by_part(model: nn.Module, batch_size: int, depth: int, shape=(224, 224), warmup: int = 3,
+                    iters: int = 10, device: str = 'cpu', channels_last: bool = False) -> Dict[str, Dict]:
+    """Where inference time goes: per part (see ``_timed_parts``; ``depth`` levels below ``model``), the
+    mean time per forward (``ms``) and the calls per forward, timed with forward hooks over ``iters``
+    forwards after ``warmup``. ``'total'``: the whole forward, hooks included; the rest of it is spent in
+    the parents' own operations (sums, concatenations) and the hooks themselves."""
+    device = torch.device(device)
+    model = model.eval().to(device, memory_format=_memory_format(channels_last))
+    x = _batch(batch_size, shape, device, channels_last)
+    for _ in range(warmup):
+        model(x)
+    totals: Dict[str, Dict] = {}
+    handles = []
+    for part, module in _timed_parts(model, '', depth):
+        entry = totals.setdefault(part, dict(ms=0.0, calls=0))
+
+        def start(mod, args):
+            _sync(device)
+            mod._mmcompact_start = time.perf_counter()
+
+        def stop(mod, args, output, entry=entry):
+            _sync(device)
+            entry['ms'] += (time.perf_counter() - mod._mmcompact_start) * 1e3 / iters
+            entry['calls'] += 1 / iters
+        handles += [module.register_forward_pre_hook(start), module.register_forward_hook(stop)]
+    try:
+        _sync(device)
+        began = time.perf_counter()
+        for _ in range(iters):
+            model(x)
+        _sync(device)
+        totals['total'] = dict(ms=(time.perf_counter() - began) * 1e3 / iters, calls=1)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {part: entry for part, entry in totals.items() if entry['calls']}
+
+
 def measure_train_step(models: Dict[str, nn.Module], batch_size: int, shape=(224, 224), warmup: int = 3,
                        iters: int = 10, device: str = 'cpu',
                        channels_last: bool = False) -> Dict[str, Dict[str, float]]:
