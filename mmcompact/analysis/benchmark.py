@@ -82,17 +82,18 @@ def latency_by_part(model: nn.Module, batch_size: int, depth: int, shape=(224, 2
     for _ in range(warmup):
         model(x)
     totals: Dict[str, Dict] = {}
+    started: Dict[int, float] = {}
     handles = []
     for part, module in _timed_parts(model, '', depth):
         entry = totals.setdefault(part, dict(ms=0.0, calls=0))
 
         def start(mod, args):
             _sync(device)
-            mod._mmcompact_start = time.perf_counter()
+            started[id(mod)] = time.perf_counter()
 
         def stop(mod, args, output, entry=entry):
             _sync(device)
-            entry['ms'] += (time.perf_counter() - mod._mmcompact_start) * 1e3 / iters
+            entry['ms'] += (time.perf_counter() - started[id(mod)]) * 1e3 / iters
             entry['calls'] += 1 / iters
         handles += [module.register_forward_pre_hook(start), module.register_forward_hook(stop)]
     try:
