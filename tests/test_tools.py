@@ -81,7 +81,8 @@ def test_benchmark_cli_measures_against_timm(cli):
     assert code == 0, stderr
     assert 'mmcompact folded' in stdout and 'timm ghostnetv3_050 folded' in stdout and 'x ref' in stdout
     code, stdout, stderr = cli('benchmark.py', CLS_CONFIG, '--train', '--batch-sizes', 2, '--shape', 64, 64,
-                               '--iters', 1, '--warmup', 0, '--timm', 'ghostnetv3_050', '--bounds', 'ghostnet_050')
+                               '--iters', 1, '--warmup', 0, '--timm', 'ghostnetv3_050', '--bounds', 'ghostnet_050',
+                               '--amp', 'bf16')
     assert code == 0, stderr
     rows = {line.split('  ')[0]: line.split() for line in stdout.splitlines()}
     assert {'mmcompact train form', 'timm ghostnetv3_050 train form', 'timm ghostnet_050 (no re-param)'} <= set(rows)
@@ -106,7 +107,7 @@ def test_latency_breakdown_times_every_part_once_per_call(cli):
     assert rows['backbone.stages.*.*.ghost1.dfc'][1] == '14' and rows['backbone.stages.*.*.dw.fused'][2] == '-'
 
 
-def test_inference_is_timed_without_autograd_and_training_with_it():
+def test_inference_is_timed_without_autograd_and_training_with_it_and_amp_autocasts():
     from mmcompact.analysis import measure_latency, measure_train_step
     seen = []
 
@@ -116,12 +117,17 @@ def test_inference_is_timed_without_autograd_and_training_with_it():
             self.linear = torch.nn.Linear(8, 2)
 
         def forward(self, x):
-            seen.append(torch.is_grad_enabled())
+            seen.append((torch.is_grad_enabled(), torch.is_autocast_enabled('cpu')
+                         and torch.get_autocast_dtype('cpu')))
             return self.linear(x.mean((2, 3)).repeat(1, 3)[:, :8])
 
     measure_latency({'probe': Probe()}, 2, (4, 4), warmup=0, iters=1)
     measure_train_step({'probe': Probe()}, 2, (4, 4), warmup=0, iters=1)
-    assert seen == [False, True]
+    assert seen == [(False, False), (True, False)]
+    seen.clear()
+    measure_latency({'probe': Probe()}, 2, (4, 4), warmup=0, iters=1, amp='bf16')
+    results = measure_train_step({'probe': Probe()}, 2, (4, 4), warmup=0, iters=1, amp='fp16')  # + GradScaler
+    assert seen == [(False, torch.bfloat16), (True, torch.float16)] and results['probe']['ms'] > 0
 
 
 def test_demo_main_job_runs_in_a_fresh_process(tmp_path):

@@ -1,7 +1,7 @@
 """Inference latency and training throughput of a config, training form vs folded, against timm.
 
     python tools/benchmark.py CONFIG [--batch-sizes 1 16] [--shape 224 224] [--iters 20]
-                             [--timm ghostnetv3_100] [--device cpu|cuda]
+                             [--timm ghostnetv3_100] [--device cpu|cuda] [--amp bf16] [--channels-last]
     python tools/benchmark.py CONFIG --train [--batch-sizes 16] [--bounds ghostnet_100 mobilenetv2_100]
     python tools/benchmark.py CONFIG --breakdown 6 [--batch-sizes 1]
 
@@ -34,6 +34,8 @@ def parse_args(argv=None):
                         help='--train: plain timm models (no re-parameterization) shown as the bound')
     parser.add_argument('--channels-last', action='store_true',
                         help='every model and the input in channels_last (NHWC) memory format')
+    parser.add_argument('--amp', choices=['bf16', 'fp16'],
+                        help='autocast forward (and loss) to this type (fp16 training with a GradScaler)')
     parser.add_argument('--breakdown', type=int, metavar='DEPTH',
                         help='inference time per part (modules DEPTH levels below the model) instead')
     parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda when available)')
@@ -106,9 +108,10 @@ def main(argv=None) -> int:
     what = 'training step (fwd+bwd+SGD)' if args.train else 'inference'
     layout = 'channels_last' if args.channels_last else 'contiguous (NCHW)'
     print(f'{what}; device {device}, threads {torch.get_num_threads()}, torch {torch.__version__}, '
-          f'input {args.shape[0]}x{args.shape[1]} {layout}, median of {args.iters} interleaved runs')
+          f'input {args.shape[0]}x{args.shape[1]} {layout}, {args.amp or "float32"}, median of {args.iters} '
+          'interleaved runs')
     measure = measure_train_step if args.train else measure_latency
-    results = {bs: measure(models, bs, args.shape, args.warmup, args.iters, device, args.channels_last)
+    results = {bs: measure(models, bs, args.shape, args.warmup, args.iters, device, args.channels_last, args.amp)
                for bs in batch_sizes}
     memory = args.train and device.startswith('cuda')
     header = ['model']

@@ -1,7 +1,8 @@
 """Timing (the benchmark tools' library side): one interleaved timer for every comparison."""
+import contextlib
 import statistics
 import time
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import torch
 from torch import nn
@@ -36,19 +37,36 @@ def _memory_format(channels_last: bool) -> torch.memory_format:
     return torch.channels_last if channels_last else torch.contiguous_format
 
 
+AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def _autocast(device: str, amp: Optional[str]):
+    """``torch.autocast`` to ``amp`` ('bf16' or 'fp16') on ``device``'s type; no autocast for None."""
+    if amp is None:
+        return contextlib.nullcontext()
+    if amp not in AMP_DTYPES:
+        raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
+    return torch.autocast(torch.device(device).type, dtype=AMP_DTYPES[amp])
+
+
 def _batch(batch_size: int, shape, device: str, channels_last: bool) -> torch.Tensor:
     return torch.randn(batch_size, 3, *shape, device=device).to(memory_format=_memory_format(channels_last))
 
 
 @torch.no_grad()
 def measure_latency(models: Dict[str, nn.Module], batch_size: int, shape=(224, 224), warmup: int = 3,
-                    iters: int = 10, device: str = 'cpu',
-                    channels_last: bool = False) -> Dict[str, Dict[str, float]]:
+                    iters: int = 10, device: str = 'cpu', channels_last: bool = False,
+                    amp: Optional[str] = None) -> Dict[str, Dict[str, float]]:
     """Inference time of ``model(x)`` for a (batch_size, 3, H, W) input, eval mode, per model
     (interleaved); adds ``img_per_s`` (from the median) to ``time_interleaved``'s figures. With
-    ``channels_last`` the models and the input are converted to that memory format (NHWC) first."""
+    ``channels_last`` the models and the input are converted to that memory format (NHWC) first; with
+    ``amp`` ('bf16' or 'fp16') the forward runs under autocast to that type."""
     x = _batch(batch_size, shape, device, channels_last)
-    fns = {name: (lambda m=model.eval().to(device, memory_format=_memory_format(channels_last)): m(x))
+
+    def infer(model):
+        with _autocast(device, amp):
+            return model(x)
+    fns = {name: (lambda m=model.eval().to(device, memory_format=_memory_format(channels_last)): infer(m))
            for name, model in models.items()}
     results = time_interleaved(fns, warmup, iters, device)
     for r in results.values():
@@ -110,24 +128,29 @@ def latency_by_part(model: nn.Module, batch_size: int, depth: int, shape=(224, 2
 
 
 def measure_train_step(models: Dict[str, nn.Module], batch_size: int, shape=(224, 224), warmup: int = 3,
-                       iters: int = 10, device: str = 'cpu',
-                       channels_last: bool = False) -> Dict[str, Dict[str, float]]:
+                       iters: int = 10, device: str = 'cpu', channels_last: bool = False,
+                       amp: Optional[str] = None) -> Dict[str, Dict[str, float]]:
     """Training-step time per model, interleaved: forward of a (batch_size, 3, H, W) batch, cross-entropy
     against random labels, backward, SGD step (training mode: BatchNorm batch statistics). Adds
     ``img_per_s``, and on CUDA ``peak_mib``: peak allocated memory of one step of that model alone.
-    ``channels_last`` as for ``measure_latency``."""
+    ``channels_last`` as for ``measure_latency``; with ``amp`` the forward and loss run under autocast
+    ('bf16', or 'fp16' with a GradScaler, as mixed-precision training does)."""
     x = _batch(batch_size, shape, device, channels_last)
     fns = {}
     for name, model in models.items():
         model.train().to(device, memory_format=_memory_format(channels_last))
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
+        scaler = torch.amp.GradScaler(torch.device(device).type, enabled=amp == 'fp16')
 
-        def step(model=model, optimizer=optimizer):
-            logits = model(x)
-            target = torch.randint(0, logits.shape[1], (batch_size, ), device=device)
+        def step(model=model, optimizer=optimizer, scaler=scaler):
+            with _autocast(device, amp):
+                logits = model(x)
+                target = torch.randint(0, logits.shape[1], (batch_size, ), device=device)
+                loss = nn.functional.cross_entropy(logits, target)
             optimizer.zero_grad(set_to_none=True)
-            nn.functional.cross_entropy(logits, target).backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
         fns[name] = step
     results = time_interleaved(fns, warmup, iters, device)
     for name, r in results.items():
