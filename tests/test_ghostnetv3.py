@@ -71,6 +71,32 @@ def test_odd_non_square_inputs_and_batch_one(shape):
     assert max_abs_diff(expected, model(x)) <= 1e-5
 
 
+@pytest.mark.parametrize('channels_last', [False, True])
+@pytest.mark.parametrize('size', [(64, 64), (97, 66)])  # exact 2x gates, and gates upsampled to odd sizes
+def test_one_pass_inference_output_is_bitwise_the_concatenated_one(monkeypatch, size, channels_last):
+    """At inference of large maps a ghost module writes concat, gate product and shortcut sum into one
+    tensor (forced here for every map): the same operations, so the same bits as the autograd path."""
+    from mmcompact.models.backbones import ghostnetv3
+    monkeypatch.setattr(ghostnetv3, 'ONE_PASS_MIN_ELEMENTS', 0)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = reparameterize_model(randomize_bn(GhostNetV3(widen_factor=0.5, out_indices=(2, 4, 6, 9))).eval())
+    model = model.to(memory_format=layout)
+    x = torch.randn(2, 3, *size).to(memory_format=layout)
+    with torch.no_grad():
+        one_pass = model(x)
+    concatenated = model(x)  # grad enabled: the concatenating path
+    assert all(torch.equal(a, b.detach()) for a, b in zip(one_pass, concatenated))
+    # an odd number of output channels: the cheap half is cut to fit, with and without gate and residual
+    module = ghostnetv3.GhostModuleV3(6, 7, dict(type='ReLU'), True, 3, dict(type='BN'), False).eval()
+    x, residual = torch.randn(1, 6, 10, 12), torch.randn(1, 7, 10, 12)
+    for dfc in (module.dfc, None):
+        module.dfc = dfc
+        expected = module(x, residual)
+        with torch.no_grad():
+            assert torch.equal(module(x, residual), expected.detach())
+            assert torch.equal(module(x), module(x, torch.zeros_like(residual)))
+
+
 def test_frozen_stages_and_norm_eval():
     model = GhostNetV3(widen_factor=0.5, frozen_stages=2, norm_eval=True)
     model.train()
