@@ -152,7 +152,10 @@ class GhostModuleV3(nn.Module):
 
 
 class GhostBottleneckV3(nn.Module):
-    """ghost1 (expand, ReLU, DFC) -> [stride-2 depthwise RepConvBN] -> [SE] -> ghost2 (project) + shortcut."""
+    """ghost1 (expand, ReLU, DFC) -> [stride-2 depthwise RepConvBN] -> [SE] -> ghost2 (project) + shortcut.
+
+    The shortcut sum happens inside ghost2 (its ``residual``), so a hook on ghost2 sees the block output.
+    """
 
     def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, kernel_size: int,
                  se_ratio: float, stride: int, dfc: bool, num_branches: int, norm_cfg: dict,
