@@ -77,9 +77,11 @@ def test_flops_cli_prints_both_forms_per_part(cli, tmp_path):
 def test_benchmark_cli_measures_against_timm(cli):
     pytest.importorskip('timm')
     code, stdout, stderr = cli('benchmark.py', CLS_CONFIG, '--batch-sizes', 1, '--shape', 64, 64,
-                               '--iters', 1, '--warmup', 0, '--timm', 'ghostnetv3_050')
+                               '--iters', 1, '--warmup', 0, '--timm', 'ghostnetv3_050', '--repeats', 2)
     assert code == 0, stderr
     assert 'mmcompact folded' in stdout and 'timm ghostnetv3_050 folded' in stdout and 'x ref' in stdout
+    spread = stdout[stdout.index('over 2 repeats'):].splitlines()
+    assert [line.split()[-3:] for line in spread if line.startswith('timm')] == [['1.00', '1.00', '1.00']]
     code, stdout, stderr = cli('benchmark.py', CLS_CONFIG, '--train', '--batch-sizes', 2, '--shape', 64, 64,
                                '--iters', 1, '--warmup', 0, '--timm', 'ghostnetv3_050', '--bounds', 'ghostnet_050',
                                '--amp', 'bf16')

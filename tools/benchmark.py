@@ -2,6 +2,7 @@
 
     python tools/benchmark.py CONFIG [--batch-sizes 1 16] [--shape 224 224] [--iters 20]
                              [--timm ghostnetv3_100] [--device cpu|cuda] [--amp bf16] [--channels-last]
+                             [--repeats 10]
     python tools/benchmark.py CONFIG --train [--batch-sizes 16] [--bounds ghostnet_100 mobilenetv2_100]
     python tools/benchmark.py CONFIG --breakdown 6 [--batch-sizes 1]
 
@@ -36,10 +37,15 @@ def parse_args(argv=None):
                         help='every model and the input in channels_last (NHWC) memory format')
     parser.add_argument('--amp', choices=['bf16', 'fp16'],
                         help='autocast forward (and loss) to this type (fp16 training with a GradScaler)')
+    parser.add_argument('--repeats', type=int, default=1,
+                        help='repeat the whole measurement and print the spread (min/median/max) of the ratios')
     parser.add_argument('--breakdown', type=int, metavar='DEPTH',
                         help='inference time per part (modules DEPTH levels below the model) instead')
     parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda when available)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f'--repeats must be at least 1, got {args.repeats}')
+    return args
 
 
 def print_breakdown(models, args, batch_size, device) -> int:
@@ -130,7 +136,28 @@ def main(argv=None) -> int:
     print(format_table(rows, total_row=False))
     if reference:
         print(f'x ref: throughput (and memory) relative to {reference}')
+    if reference and args.repeats > 1:
+        print_ratio_spread(models, reference, batch_sizes, results, measure, args, device)
     return 0
+
+
+def print_ratio_spread(models, reference, batch_sizes, first, measure, args, device) -> None:
+    """Repeat the whole measurement ``args.repeats - 1`` more times; print each ratio's min/median/max."""
+    import statistics
+
+    from mmcompact.analysis import format_table
+    ratios = {(name, bs): [] for name in models for bs in batch_sizes}
+    runs = [first] + [{bs: measure(models, bs, args.shape, args.warmup, args.iters, device, args.channels_last,
+                                   args.amp) for bs in batch_sizes} for _ in range(args.repeats - 1)]
+    for run in runs:
+        for (name, bs), values in ratios.items():
+            values.append(run[bs][name]['img_per_s'] / run[bs][reference]['img_per_s'])
+    rows = [['model'] + [f'bs{bs} x ref {what}' for bs in batch_sizes for what in ('min', 'median', 'max')]]
+    for name in models:
+        rows.append([name] + [f'{f(ratios[name, bs]):.2f}' for bs in batch_sizes
+                              for f in (min, statistics.median, max)])
+    print(f'throughput relative to {reference} over {args.repeats} repeats of the whole measurement:')
+    print(format_table(rows, total_row=False))
 
 
 if __name__ == '__main__':
