@@ -187,6 +187,19 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
     cfg.model_wrapper_cfg = wrapper
 
 
+def shutdown_distributed(wait: bool = True) -> None:
+    """Destroy the default process group, if any, once the work is done (``wait``: after every process
+    reaches this point). A gloo group left to the interpreter's teardown can abort a process ('terminate
+    called without an active exception') after a run that succeeded; pass ``wait=False`` on error paths,
+    where another process may never arrive."""
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if wait:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def schedule_overrides(iters: int) -> Dict[str, Any]:
     """``--cfg-options`` that shorten/lengthen an iteration-based quick-start schedule to ``iters``
     (train loop, validation at the end, linear warm-up over the first 10% (at most 30 iterations) then

@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     from mmengine.registry import init_default_scope
     from tqdm import tqdm
 
-    from mmcompact.apis import load_config, resolve_work_dir, setup_launcher
+    from mmcompact.apis import load_config, resolve_work_dir, setup_launcher, shutdown_distributed
     from mmcompact.structure import run_search
     try:
         cfg = load_config(args.config, args.cfg_options)
@@ -72,10 +72,13 @@ def main(argv=None) -> int:
         if 'bar' in bar:
             bar['bar'].close()
     except (FileNotFoundError, FileExistsError, KeyError, ValueError, TypeError) as err:
+        shutdown_distributed(wait=False)
         print(f'error: {err}', file=sys.stderr)
         return 1
     from mmengine.dist import is_main_process
-    if not is_main_process():
+    main_process = is_main_process()
+    shutdown_distributed()
+    if not main_process:
         return 0
     print_tables(result)
     print(f'wrote {work_dir}/search.json; next: python tools/export_structure.py {work_dir} --macs <budget>')

@@ -26,7 +26,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     import mmcompact  # noqa: F401
-    from mmcompact.apis import evaluate, load_config, resolve_work_dir, setup_launcher
+    from mmcompact.apis import evaluate, load_config, resolve_work_dir, setup_launcher, shutdown_distributed
     from mmcompact.checkpoint import UnsafeCheckpointError
     from mmcompact.datasets import CocoFormatError, check_coco_datasets
     try:
@@ -35,8 +35,10 @@ def main(argv=None) -> int:
         setup_launcher(cfg, args.launcher)
         metrics = evaluate(cfg, args.checkpoint, resolve_work_dir(cfg, args.config, args.work_dir))
     except (FileNotFoundError, KeyError, UnsafeCheckpointError, CocoFormatError) as err:
+        shutdown_distributed(wait=False)
         print(f'error: {err}', file=sys.stderr)
         return 1
+    shutdown_distributed()
     print(' '.join(f'{k}: {v:.4f}' if isinstance(v, float) else f'{k}: {v}' for k, v in metrics.items()))
     return 0
 

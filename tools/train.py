@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     import mmcompact  # noqa: F401  (registers components, safe checkpoint loading)
     from mmengine.runner import Runner
 
-    from mmcompact.apis import load_config, resolve_work_dir, setup_launcher
+    from mmcompact.apis import load_config, resolve_work_dir, setup_launcher, shutdown_distributed
     from mmcompact.checkpoint import UnsafeCheckpointError
     from mmcompact.datasets import CocoFormatError, check_coco_datasets
     try:
@@ -60,8 +60,10 @@ def main(argv=None) -> int:
     try:
         Runner.from_cfg(cfg).train()
     except (UnsafeCheckpointError, FloatingPointError) as err:  # refused checkpoint, NonFiniteLossHook stop
+        shutdown_distributed(wait=False)
         print(f'error: {err}', file=sys.stderr)
         return 1
+    shutdown_distributed()
     return 0
 
 
