@@ -4,7 +4,7 @@
                              [--timm ghostnetv3_100] [--device cpu|cuda] [--amp bf16] [--channels-last]
                              [--repeats 10]
     python tools/benchmark.py CONFIG --train [--batch-sizes 16] [--bounds ghostnet_100 mobilenetv2_100]
-    python tools/benchmark.py CONFIG --breakdown 6 [--batch-sizes 1]
+    python tools/benchmark.py CONFIG --breakdown 5 [--batch-sizes 1]
 
 Inference: mmcompact's training form and folded form against timm's reparameterized model (the reference).
 --train: training steps (forward, cross-entropy, backward, SGD step; img/s, and peak memory on CUDA) of
@@ -117,8 +117,11 @@ def main(argv=None) -> int:
           f'input {args.shape[0]}x{args.shape[1]} {layout}, {args.amp or "float32"}, median of {args.iters} '
           'interleaved runs')
     measure = measure_train_step if args.train else measure_latency
-    results = {bs: measure(models, bs, args.shape, args.warmup, args.iters, device, args.channels_last, args.amp)
-               for bs in batch_sizes}
+
+    def measure_all():
+        return {bs: measure(models, bs, args.shape, args.warmup, args.iters, device, args.channels_last, args.amp)
+                for bs in batch_sizes}
+    results = measure_all()
     memory = args.train and device.startswith('cuda')
     header = ['model']
     for bs in batch_sizes:
@@ -137,18 +140,18 @@ def main(argv=None) -> int:
     if reference:
         print(f'x ref: throughput (and memory) relative to {reference}')
     if reference and args.repeats > 1:
-        print_ratio_spread(models, reference, batch_sizes, results, measure, args, device)
+        repeats = [results] + [measure_all() for _ in range(args.repeats - 1)]
+        print_ratio_spread(models, reference, batch_sizes, repeats)
     return 0
 
 
-def print_ratio_spread(models, reference, batch_sizes, first, measure, args, device) -> None:
-    """Repeat the whole measurement ``args.repeats - 1`` more times; print each ratio's min/median/max."""
+def print_ratio_spread(models, reference, batch_sizes, runs) -> None:
+    """Print each model's throughput ratio to ``reference`` as min/median/max over ``runs`` (repeats of the
+    whole measurement)."""
     import statistics
 
     from mmcompact.analysis import format_table
     ratios = {(name, bs): [] for name in models for bs in batch_sizes}
-    runs = [first] + [{bs: measure(models, bs, args.shape, args.warmup, args.iters, device, args.channels_last,
-                                   args.amp) for bs in batch_sizes} for _ in range(args.repeats - 1)]
     for run in runs:
         for (name, bs), values in ratios.items():
             values.append(run[bs][name]['img_per_s'] / run[bs][reference]['img_per_s'])
@@ -156,7 +159,7 @@ def print_ratio_spread(models, reference, batch_sizes, first, measure, args, dev
     for name in models:
         rows.append([name] + [f'{f(ratios[name, bs]):.2f}' for bs in batch_sizes
                               for f in (min, statistics.median, max)])
-    print(f'throughput relative to {reference} over {args.repeats} repeats of the whole measurement:')
+    print(f'throughput relative to {reference} over {len(runs)} repeats of the whole measurement:')
     print(format_table(rows, total_row=False))
 
 

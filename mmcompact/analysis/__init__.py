@@ -7,6 +7,6 @@ from .complexity import (MAC_OPS, Complexity, complexity_table, count_complexity
 
 __all__ = [
     'MAC_OPS', 'Complexity', 'complexity_table', 'count_complexity', 'default_parts', 'format_table',
-    'train_and_deploy_complexity', 'latency_by_part', 'measure_latency', 'measure_train_step', 'measure_distill_overhead',
-    'time_interleaved', 'final_metric', 'last_value', 'read_scalars'
+    'train_and_deploy_complexity', 'latency_by_part', 'measure_latency', 'measure_train_step',
+    'measure_distill_overhead', 'time_interleaved', 'final_metric', 'last_value', 'read_scalars'
 ]
