@@ -118,6 +118,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 sys.path.insert(0, {root!r})
 from mmcompact.models.backbones.ghostnetv3 import GhostNetV3
+from mmcompact.reparam import RepConvBN
 
 dist.init_process_group('gloo')
 rank = dist.get_rank()
@@ -132,6 +133,8 @@ for fusion in (False, True):
         model(x)[0].square().mean().backward()
         optimizer.step()
     states[fusion] = model.module.state_dict()
+    states[f'fused_modules_{{fusion}}'] = sum(m._fuse_moments() for m in model.module.modules()
+                                           if isinstance(m, RepConvBN))
 torch.save(states, {work_dir!r} + f'/rank{{rank}}.pt')
 dist.destroy_process_group()
 """
@@ -146,6 +149,8 @@ def test_moment_fusion_trains_like_separate_branches_under_ddp(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     ranks = [torch.load(tmp_path / f'rank{r}.pt', weights_only=True) for r in (0, 1)]
     assert any('branches.1.conv' in key for key in ranks[0][True])  # the training form, parallel branches
+    for rank in ranks:  # the fused path really ran under DDP, and only where asked for
+        assert rank['fused_modules_True'] > 0 and rank['fused_modules_False'] == 0
     for rank in ranks:
         for key, value in rank[False].items():
             torch.testing.assert_close(rank[True][key], value, rtol=1e-7, atol=1e-9, msg=key)

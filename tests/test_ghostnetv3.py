@@ -82,9 +82,14 @@ def test_one_pass_inference_output_is_bitwise_the_concatenated_one(monkeypatch, 
     model = reparameterize_model(randomize_bn(GhostNetV3(widen_factor=0.5, out_indices=(2, 4, 6, 9))).eval())
     model = model.to(memory_format=layout)
     x = torch.randn(2, 3, *size).to(memory_format=layout)
+    concatenations = []
+    cat = torch.cat
+    monkeypatch.setattr(torch, 'cat', lambda *a, **k: concatenations.append(1) or cat(*a, **k))
     with torch.no_grad():
         one_pass = model(x)
+    assert not concatenations  # every ghost module took the one-pass path
     concatenated = model(x)  # grad enabled: the concatenating path
+    assert len(concatenations) == 32  # 16 blocks x 2 ghost modules
     assert all(torch.equal(a, b.detach()) for a, b in zip(one_pass, concatenated))
     # an odd number of output channels: the cheap half is cut to fit, with and without gate and residual
     module = ghostnetv3.GhostModuleV3(6, 7, dict(type='ReLU'), True, 3, dict(type='BN'), False).eval()
