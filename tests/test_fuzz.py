@@ -187,6 +187,19 @@ def test_malformed_coco_annotation_files(tmp_path, data, classes):
         assert all(0 <= instance['bbox_label'] < 2 for instance in info['instances'])
 
 
+def test_coco_annotation_without_area_is_refused(tmp_path):
+    """Found by the fuzz test above: mmdet's CocoDataset raised KeyError 'area' on a file the check passed."""
+    import json
+
+    from mmcompact.datasets import CocoFormatError, check_coco_file
+    data = _valid_coco()
+    del data['annotations'][0]['area']
+    path = tmp_path / 'instances.json'
+    path.write_text(json.dumps(data))
+    with pytest.raises(CocoFormatError, match=r"annotations\[0\] \(id 1\): 'area' is missing"):
+        check_coco_file(str(path))
+
+
 def test_coco_file_that_is_not_json_or_missing(tmp_path):
     from mmcompact.datasets import CocoFormatError, check_coco_file
     path = tmp_path / 'broken.json'

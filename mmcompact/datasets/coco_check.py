@@ -65,8 +65,8 @@ def check_coco_file(path: str, classes: Optional[Sequence[str]] = None) -> dict:
     Checks: valid JSON object with 'images', 'annotations', 'categories' lists of objects; unique integer
     ids; images with a non-empty ``file_name`` and positive integer ``width``/``height``; annotations whose
     ``image_id``/``category_id`` exist, with ``bbox`` = 4 finite numbers ``[x, y, w, h]`` (w, h >= 0), a
-    non-negative ``area``, ``iscrowd`` 0/1 and well-formed polygons/RLE when present; ``classes`` (the
-    config's ``metainfo.classes``) all among the category names. Raises CocoFormatError otherwise.
+    non-negative ``area`` (required: mmdet and COCO evaluation read it), ``iscrowd`` 0/1 and well-formed
+    polygons/RLE when present; ``classes`` (the config's ``metainfo.classes``) all among the category names. Raises CocoFormatError otherwise.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'COCO annotation file {path!r} does not exist (check data_root and ann_file)')
@@ -114,7 +114,10 @@ def check_coco_file(path: str, classes: Optional[Sequence[str]] = None) -> dict:
         if bbox[2] < 0 or bbox[3] < 0:
             raise CocoFormatError(f"{where}: 'bbox' {bbox} has a negative width or height: COCO boxes are "
                                   '[x, y, width, height], not [x1, y1, x2, y2]')
-        if 'area' in ann and (not _is_number(ann['area']) or ann['area'] < 0):
+        if 'area' not in ann:  # mmdet's CocoDataset and COCO evaluation both read it
+            raise CocoFormatError(f"{where}: 'area' is missing: add the object's area in pixels (its mask's, "
+                                  'or width * height of its bbox)')
+        if not _is_number(ann['area']) or ann['area'] < 0:
             raise CocoFormatError(f"{where}: 'area' must be a non-negative number, got {ann['area']!r:.60}")
         if ann.get('iscrowd', 0) not in (0, 1) or isinstance(ann.get('iscrowd', 0), bool):
             raise CocoFormatError(f"{where}: 'iscrowd' must be 0 or 1, got {ann['iscrowd']!r:.60}")
