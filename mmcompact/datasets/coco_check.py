@@ -66,7 +66,8 @@ def check_coco_file(path: str, classes: Optional[Sequence[str]] = None) -> dict:
     ids; images with a non-empty ``file_name`` and positive integer ``width``/``height``; annotations whose
     ``image_id``/``category_id`` exist, with ``bbox`` = 4 finite numbers ``[x, y, w, h]`` (w, h >= 0), a
     non-negative ``area`` (required: mmdet and COCO evaluation read it), ``iscrowd`` 0/1 and well-formed
-    polygons/RLE when present; ``classes`` (the config's ``metainfo.classes``) all among the category names. Raises CocoFormatError otherwise.
+    polygons/RLE when present; ``classes`` (the config's ``metainfo.classes``) all among the category names.
+    Raises CocoFormatError otherwise.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'COCO annotation file {path!r} does not exist (check data_root and ann_file)')
