@@ -148,3 +148,62 @@ def test_teacher_input_conversion_to_another_normalisation_and_size():
         seen = distiller.teacher_recorder.get('x')
     expected = torch.nn.functional.interpolate(raw / 255., size=(32, 32), mode='bilinear', align_corners=False)
     assert seen.shape == (1, 3, 32, 32) and torch.allclose(seen, expected, atol=1e-4)
+
+
+def test_distill_loss_named_like_a_student_loss_is_refused_at_build_time():
+    """A detector's head loss 'loss_cls' reused as a distill loss name: refused before training."""
+    from conftest import ROOT
+    demo = f'{ROOT}/configs/demo'
+    cfg = dict(type='mmcompact.Distiller', student=f'{demo}/student_retinanet_ghostnetv3-0.5x_synthetic.py',
+               teacher=f'{demo}/teacher_retinanet_r18_fpn_synthetic.py',
+               student_recorders=dict(fpn='neck'), teacher_recorders=dict(fpn='neck'),
+               distill_losses=dict(loss_cls=dict(type='PKDLoss', student='fpn', teacher='fpn')))
+    with DefaultScope.overwrite_default_scope('mmdet'), \
+            pytest.raises(ValueError, match=r"\['loss_cls'\] equal the student's own loss key.*loss_bbox"):
+        MODELS.build(cfg)
+
+
+def test_collision_seen_only_at_run_time_is_still_an_error(monkeypatch):
+    """A student whose loss keys the build-time check cannot foresee: the loss step refuses to overwrite."""
+    distiller = build(**LOGIT_KD)
+    task_loss = distiller.student.loss
+    monkeypatch.setattr(distiller.student, 'loss', lambda *a, **k: {'loss_kd': task_loss(*a, **k)['loss']})
+    data = batch(distiller)
+    with pytest.raises(ValueError, match="distill loss 'loss_kd' equals a loss key of the student"):
+        distiller(data['inputs'], data['data_samples'], mode='loss')
+
+
+def test_extra_inputs_reach_dkd_and_a_user_loss_through_the_distiller():
+    from mmcompact.distill.losses import _DistillLoss
+    from mmcompact.registry import MODELS as MMC_MODELS
+    seen = {}
+
+    @MMC_MODELS.register_module(force=True)
+    class RecordingLoss(_DistillLoss):
+        extra_inputs = ('labels', 'data_samples')
+
+        def compute(self, student, teacher, labels=None, data_samples=None):
+            seen.update(labels=labels.tolist(), n=len(data_samples))
+            return (student - teacher).abs().mean()
+
+    distiller = build(student_recorders=dict(logits='head.fc'), teacher_recorders=dict(logits='head.fc'),
+                      distill_losses=dict(loss_dkd=dict(type='DKDLoss', student='logits', teacher='logits'),
+                                          loss_user=dict(type='RecordingLoss', student='logits',
+                                                         teacher='logits')))
+    data = batch(distiller, n=4)
+    losses = distiller(data['inputs'], data['data_samples'], mode='loss')
+    assert set(losses) == {'loss', 'loss_dkd', 'loss_user'} and torch.isfinite(losses['loss_dkd'])
+    assert seen == dict(labels=[0, 1, 2, 3], n=4)
+
+
+def test_unknown_extra_input_is_refused_at_build_time():
+    from mmcompact.distill.losses import _DistillLoss
+    from mmcompact.registry import MODELS as MMC_MODELS
+
+    @MMC_MODELS.register_module(force=True)
+    class NeedsBoxes(_DistillLoss):
+        extra_inputs = ('gt_boxes', )
+
+    with pytest.raises(ValueError, match=r"declares extra_inputs \['gt_boxes'\]"):
+        build(student_recorders=dict(logits='head.fc'), teacher_recorders=dict(logits='head.fc'),
+              distill_losses=dict(loss_x=dict(type='NeedsBoxes', student='logits', teacher='logits')))

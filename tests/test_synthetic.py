@@ -70,3 +70,18 @@ def test_make_synthetic_cli_refuses_to_overwrite_and_bad_counts(tmp_path, cli):
     assert code == 1 and 'num_classes must be in [1, 8]' in stderr
     code, _, stderr = cli('make_synthetic.py', 'det', tmp_path / 'det2', '--num-train', 0)
     assert code == 1 and '--num-train' in stderr
+
+
+def test_class_families_share_a_shape_and_differ_by_their_mark(tmp_path):
+    from mmcompact.datasets import class_names
+    make_classification(str(tmp_path), num_train=12, num_val=6, num_classes=6, size=48, family_size=3)
+    names = class_names(6, 3)
+    assert names == ['circle-plain', 'circle-dot', 'circle-bar', 'triangle-plain', 'triangle-dot', 'triangle-bar']
+    assert sorted(p.name for p in (tmp_path / 'train').iterdir()) == sorted(names)
+    assert all(len(list((tmp_path / 'train' / n).iterdir())) == 2 for n in names)
+    # family_size 1 keeps the original dataset byte for byte (same random stream)
+    make_classification(str(tmp_path / 'a'), 4, 2, 4, size=48)
+    make_classification(str(tmp_path / 'b'), 4, 2, 4, size=48, family_size=1)
+    assert filecmp.cmp(tmp_path / 'a/train/circle/000000.png', tmp_path / 'b/train/circle/000000.png', shallow=False)
+    with pytest.raises(ValueError, match='family_size'):
+        make_classification(str(tmp_path / 'c'), 4, 2, 4, family_size=4)

@@ -1,174 +1,255 @@
-"""Does the GhostNetV3 recipe help at small scale? plain vs re-param vs re-param + KD (vs re-param +
-Mixup/CutMix for classification) student, same deploy architecture and FLOPs, several seeds, on synthetic
-classification or COCO-format detection data.
+"""Does the GhostNetV3 recipe help at small scale? The same deploy network trained several ways, several
+seeds, on synthetic classification (class families) or COCO-format detection data.
 
-    python tools/recipe_study.py [--task cls] [--work-dir work_dirs/recipe_study] [--seeds 0 1 2]
-                                 [--epochs 12] [--teacher-epochs N] [--num-train 600] [--num-val 300]
+    python tools/recipe_study.py [--task cls] [--work-dir work_dirs/recipe_study] [--seeds 0 1 2 3 4]
+                                 [--epochs 4] [--teacher-epochs 16] [--num-train 6000] [--num-val 1800]
+                                 [--jobs 2]
     python tools/recipe_study.py --task det [--iters 400] [--teacher-iters N] ...
 
-Classification: GhostNetV3-0.5x classifiers, ResNet-18 teacher, top-1. Detection: RetinaNet-FPN with a
-GhostNetV3-0.5x backbone, RetinaNet-R18 teacher (PKD on the FPN + head logit KD), COCO bbox mAP.
-Writes results.md (table, mean and spread, the commands) and recipe_study.png into the work dir. Each
-step is a normal tool run: make_synthetic.py, train.py on configs/study/*.py or configs/demo/*.py.
+Classification (configs/study/kd_families/): 18 classes in 6 families of 3 (a shape with no mark, a dot,
+a bar), 48x48 images; GhostNetV3-0.5x students, a ResNet-18 teacher trained once for longer; variants
+plain, re-param, re-param + KD, re-param + DKD, full recipe (re-param + KD + EMA). Detection: RetinaNet
+with a GhostNetV3-0.5x backbone, RetinaNet-R18 teacher (PKD on the FPN + head logit KD, EMA).
+
+Every run is a `tools/train.py` process (``--jobs`` at a time, one thread each); a finished run is reused
+and an interrupted one resumes from its last checkpoint, so re-running the same command continues the
+study. results.md (per-seed table, mean with 95% confidence interval, Welch tests, the commands) and
+recipe_study.png are rewritten after every finished run.
 """
 import argparse
 import os
 import re
-import statistics
+import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-STUDY = os.path.join(os.path.dirname(HERE), 'configs', 'study')
-STUDENT = os.path.join(STUDY, 'ghostnetv3-0.5x_synthetic_cls.py')
-TEACHER = os.path.join(STUDY, 'resnet18_synthetic_cls.py')
-DISTILL = os.path.join(STUDY, 'ghostnetv3-0.5x_kd_synthetic_cls.py')
-MIXUP = os.path.join(STUDY, 'ghostnetv3-0.5x_mixup_synthetic_cls.py')
-DEMO = os.path.join(os.path.dirname(HERE), 'configs', 'demo')
-DET_STUDENT = os.path.join(DEMO, 'student_retinanet_ghostnetv3-0.5x_synthetic.py')
-DET_TEACHER = os.path.join(DEMO, 'teacher_retinanet_r18_fpn_synthetic.py')
-DET_DISTILL = os.path.join(DEMO, 'student_retinanet_ghostnetv3-0.5x_kd_synthetic.py')
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(ROOT, 'tools', 'train.py')
+CLS = os.path.join(ROOT, 'configs', 'study', 'kd_families')
+DEMO = os.path.join(ROOT, 'configs', 'demo')
 PLAIN = {'model.backbone.num_branches': 1, 'model.backbone.extra_branches': False}
+CLS_DATA = dict(classes=18, family_size=3, size=48)
+# (a, b): the comparisons the study exists for; Welch's test of a against b.
+COMPARISONS = [('re-param', 'plain'), ('re-param + KD', 're-param'), ('re-param + DKD', 're-param'),
+               ('full recipe (re-param + KD + EMA)', 're-param')]
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--task', choices=['cls', 'det'], default='cls')
     parser.add_argument('--work-dir', help='default: work_dirs/recipe_study (cls), work_dirs/recipe_study_det')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--epochs', type=int, default=12)
-    parser.add_argument('--teacher-epochs', type=int, help='default: --epochs')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
+    parser.add_argument('--epochs', type=int, default=4, help='cls: student epochs')
+    parser.add_argument('--teacher-epochs', type=int, default=16, help='cls: teacher epochs')
     parser.add_argument('--iters', type=int, default=400, help='det: student training iterations')
     parser.add_argument('--teacher-iters', type=int, help='det: default: --iters')
-    parser.add_argument('--num-train', type=int, default=600)
-    parser.add_argument('--num-val', type=int, default=300)
-    return parser.parse_args(argv)
+    parser.add_argument('--num-train', type=int, default=6000)
+    parser.add_argument('--num-val', type=int, default=1800)
+    parser.add_argument('--jobs', type=int, default=1, help='training processes at a time (one thread each '
+                                                             'when more than one)')
+    args = parser.parse_args(argv)
+    if min(args.seeds + [0]) < 0 or args.jobs < 1 or min(args.epochs, args.teacher_epochs, args.iters) < 1:
+        parser.error('--seeds must be >= 0, --jobs, --epochs, --teacher-epochs and --iters >= 1')
+    return args
 
 
-def variants(task: str, teacher_ckpt: str) -> dict:
-    """name -> (config, cfg-options): same deploy network, different training."""
-    if task == 'det':
-        return {'plain': (DET_STUDENT, PLAIN), 're-param': (DET_STUDENT, {}),
-                're-param + KD': (DET_DISTILL, {'model.teacher_checkpoint': teacher_ckpt})}
-    return {
-        'plain': (STUDENT, PLAIN),
-        're-param': (STUDENT, {}),
-        're-param + KD': (DISTILL, {'model.teacher_checkpoint': teacher_ckpt}),
-        're-param + Mixup/CutMix': (MIXUP, {}),
+def cls_plan(args, data: str, work_dir: str):
+    """(teacher (config, options, checkpoint), {variant: (config, options)}, metric key, note)."""
+    def epochs(n):
+        return {'train_cfg.max_epochs': n, 'train_cfg.val_interval': n, 'param_scheduler.0.T_max': n,
+                'default_hooks.checkpoint.interval': 1}
+    common = {f'{split}_dataloader.dataset.data_root': data for split in ('train', 'val', 'test')}
+    teacher_ckpt = os.path.join(work_dir, 'teacher', f'epoch_{args.teacher_epochs}.pth')
+    kd = {'model.teacher_checkpoint': teacher_ckpt}
+    student = {**common, **epochs(args.epochs)}
+    variants = {
+        'plain': (f'{CLS}/ghostnetv3-0.5x.py', {**student, **PLAIN}),
+        're-param': (f'{CLS}/ghostnetv3-0.5x.py', student),
+        're-param + KD': (f'{CLS}/ghostnetv3-0.5x_kd.py', {**student, **kd}),
+        're-param + DKD': (f'{CLS}/ghostnetv3-0.5x_dkd.py', {**student, **kd}),
+        'full recipe (re-param + KD + EMA)': (f'{CLS}/ghostnetv3-0.5x_recipe.py', {**student, **kd}),
     }
+    teacher = (f'{CLS}/resnet18.py', {**common, **epochs(args.teacher_epochs)}, teacher_ckpt)
+    note = f'students {args.epochs} epochs, teacher (ResNet-18) {args.teacher_epochs} epochs'
+    return teacher, variants, 'accuracy/top1', note
 
 
+def det_plan(args, data: str, work_dir: str):
+    from mmcompact.apis import coco_data_options, schedule_overrides
+    teacher_iters = args.teacher_iters or args.iters
+    common = coco_data_options(data)
+    teacher_ckpt = os.path.join(work_dir, 'teacher', f'iter_{teacher_iters}.pth')
+    student = {**common, **schedule_overrides(args.iters)}
+    variants = {
+        'plain': (f'{DEMO}/student_retinanet_ghostnetv3-0.5x_synthetic.py', {**student, **PLAIN}),
+        're-param': (f'{DEMO}/student_retinanet_ghostnetv3-0.5x_synthetic.py', student),
+        'full recipe (re-param + KD + EMA)': (f'{DEMO}/student_retinanet_ghostnetv3-0.5x_kd_synthetic.py',
+                                              {**student, 'model.teacher_checkpoint': teacher_ckpt}),
+    }
+    teacher = (f'{DEMO}/teacher_retinanet_r18_fpn_synthetic.py', {**common, **schedule_overrides(teacher_iters)},
+               teacher_ckpt)
+    note = f'students {args.iters} iterations, teacher (RetinaNet-R18-FPN) {teacher_iters}'
+    return teacher, variants, 'coco/bbox_mAP', note
+
+
+def command(config: str, run_dir: str, options: dict) -> list:
+    return [sys.executable, TRAIN, config, '--work-dir', run_dir, '--cfg-options'] + \
+        [f'{k}={v}' for k, v in options.items()]
+
+
+def train(cmd: list, run_dir: str, metric: str, threads: int):
+    """Run one training (resuming it if it was interrupted) unless it finished before; its final metric."""
+    from mmcompact.analysis import final_metric
+    done = final_metric(run_dir, metric)
+    if done is not None:
+        return done
+    os.makedirs(run_dir, exist_ok=True)
+    resume = ['--resume'] if os.path.isfile(os.path.join(run_dir, 'last_checkpoint')) else []
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    with open(os.path.join(run_dir, 'train.log'), 'a') as log:
+        code = subprocess.call(cmd + resume, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    if code:
+        raise RuntimeError(f'training failed (exit {code}): see {run_dir}/train.log')
+    score = final_metric(run_dir, metric)
+    if score is None:  # CocoMetric logs nothing when no detection passes the score threshold
+        score = 0.0
+    return score
+
+
+def report(path: str, results: dict, teacher_score, metric_name: str, header: str, commands: list) -> str:
+    """Write results.md: per-seed scores, mean with 95% CI, Welch tests of the study's comparisons."""
+    from mmcompact.analysis import mean_ci, welch_p
+    lines = [f'| variant | {metric_name} per seed | n | mean | 95% CI |', '|---|---|---|---|---|']
+    for name, scores in results.items():
+        values = [scores[s] for s in sorted(scores)]
+        if values:
+            mean, half = mean_ci(values)
+            lines.append(f"| {name} | {', '.join(f'{v:.2f}' for v in values)} | {len(values)} | {mean:.2f} | "
+                         f'+-{half:.2f} |')
+    if teacher_score is not None:
+        lines.append(f'| teacher | {teacher_score:.2f} | 1 | | |')
+    tests = ['| comparison | difference of means | Welch p |', '|---|---|---|']
+    for a, b in COMPARISONS:
+        if len(results.get(a, {})) > 1 and len(results.get(b, {})) > 1:
+            va, vb = list(results[a].values()), list(results[b].values())
+            tests.append(f'| {a} vs {b} | {sum(va) / len(va) - sum(vb) / len(vb):+.2f} | '
+                         f'{welch_p(va, vb):.3g} |')
+    table = '\n'.join(lines) + '\n\n' + '\n'.join(tests)
+    with open(path + '.tmp', 'w') as f:
+        f.write(f'{header}\n\n{table}\n\nCommands (each run: `tools/train.py`, resumable):\n\n```\n'
+                + '\n'.join(commands) + '\n```\n')
+    os.replace(path + '.tmp', path)
+    return table
+
+
+def plot(path: str, results: dict, teacher_score, metric_name: str, title: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from mmcompact.analysis import mean_ci
+    names = [n for n in results if results[n]]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    stats = [mean_ci(list(results[n].values())) for n in names]
+    ax.bar(range(len(names)), [m for m, _ in stats], yerr=[0 if h != h else h for _, h in stats], capsize=6,
+           color='#9ecae1')
+    for i, n in enumerate(names):
+        ax.scatter([i] * len(results[n]), list(results[n].values()), color='black', zorder=3, s=12)
+    ax.set_xticks(range(len(names)), [n.replace(' + ', '\n+ ').replace(' (', '\n(') for n in names], fontsize=8)
+    if teacher_score is not None:
+        ax.axhline(teacher_score, linestyle='--', color='gray', label=f'teacher {teacher_score:.3g}')
+        ax.legend()
+    ax.set_ylabel(f'{metric_name} (mean, 95% CI; dots: seeds)')
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     start = time.time()
-    sys.path.insert(0, HERE)
-    import make_synthetic
-    import train as train_tool
+    from tqdm import tqdm
 
-    import mmcompact  # noqa: F401
-    from mmcompact.analysis import count_complexity, final_metric
-    from mmcompact.apis import build_model, coco_data_options, load_config, schedule_overrides
-    from mmcompact.reparam import reparameterize_model
-
+    from mmcompact.datasets import make_classification, make_coco_detection
     det = args.task == 'det'
     work_dir = os.path.abspath(args.work_dir or ('work_dirs/recipe_study_det' if det else
                                                  'work_dirs/recipe_study'))
     data = os.path.join(work_dir, 'data')
-    if det:
-        metric, metric_name, input_size = 'coco/bbox_mAP', 'bbox mAP', 160
-        teacher_iters = args.teacher_iters or args.iters
-        common = {**coco_data_options(data), **schedule_overrides(args.iters)}
-        teacher_options = {**common, **schedule_overrides(teacher_iters)}
-        teacher_config, teacher_name = DET_TEACHER, 'RetinaNet-R18-FPN'
-        teacher_ckpt = os.path.join(work_dir, 'teacher', f'iter_{teacher_iters}.pth')
-        schedule = f'students {args.iters} iterations, teacher {teacher_iters}'
-        data_argv = ['det', data, '--classes', '3', '--min-size', '160', '--max-size', '200']
-    else:
-        metric, metric_name, input_size = 'accuracy/top1', 'top-1', 64
-        teacher_epochs = args.teacher_epochs or args.epochs
+    if not os.path.isdir(os.path.join(data, 'val')):
+        with tqdm(total=args.num_train + args.num_val, desc='synthetic data', unit='img') as bar:
+            if det:
+                make_coco_detection(data + '.part', args.num_train, args.num_val, 3, size_range=(160, 200),
+                                    progress=bar.update)
+            else:
+                make_classification(data + '.part', args.num_train, args.num_val, CLS_DATA['classes'],
+                                    size=CLS_DATA['size'], family_size=CLS_DATA['family_size'],
+                                    progress=bar.update)
+        os.replace(data + '.part', data)
+    teacher, variants, metric, note = (det_plan if det else cls_plan)(args, data, work_dir)
+    metric_name = 'bbox mAP' if det else 'top-1 (%)'
+    threads = 1 if args.jobs > 1 else max(1, os.cpu_count() or 1)
+    header = (f'# Recipe study (synthetic {args.task}, {args.num_train} train / {args.num_val} val images, '
+              f'{note}, seeds {args.seeds})')
+    if not det:
+        header += (f"\n\nData: `make_classification(..., num_classes={CLS_DATA['classes']}, "
+                   f"family_size={CLS_DATA['family_size']}, size={CLS_DATA['size']})`")
 
-        def epochs(n):
-            return {'train_cfg.max_epochs': n, 'train_cfg.val_interval': n, 'param_scheduler.0.T_max': n,
-                    'default_hooks.checkpoint.interval': n}
-        common = {**{f'{split}_dataloader.dataset.data_root': data for split in ('train', 'val', 'test')},
-                  **epochs(args.epochs)}
-        teacher_options = {**common, **epochs(teacher_epochs)}
-        teacher_config, teacher_name = TEACHER, 'ResNet-18'
-        teacher_ckpt = os.path.join(work_dir, 'teacher', f'epoch_{teacher_epochs}.pth')
-        schedule = f'students {args.epochs} epochs, teacher {teacher_epochs}'
-        data_argv = ['cls', data, '--classes', '6', '--size', '64']
-    commands = []
+    teacher_dir = os.path.join(work_dir, 'teacher')
+    jobs = [('teacher', None, command(teacher[0], teacher_dir, teacher[1]), teacher_dir)]
+    for name, (config, options) in variants.items():
+        for seed in args.seeds:
+            run_dir = os.path.join(work_dir, re.sub(r'[^a-z0-9]+', '_', name.lower()).strip('_'), f'seed{seed}')
+            jobs.append((name, seed, command(config, run_dir, {**options, 'randomness.seed': seed}), run_dir))
+    commands = [' '.join(os.path.relpath(a, ROOT) if os.path.isabs(a) and a != sys.executable else a
+                         for a in ['python'] + cmd[1:]) for _, _, cmd, _ in jobs]
+    results = {name: {} for name in variants}
+    scores = {}
+    teacher_done = threading.Event()
+    lock = threading.Lock()
+    failures = []
 
-    def run(config, run_dir, options):
-        argv = [config, '--work-dir', run_dir, '--cfg-options'] + [f'{k}={v}' for k, v in options.items()]
-        commands.append('python tools/train.py ' + ' '.join(os.path.relpath(a) if os.path.isabs(a) else a
-                                                           for a in argv))
-        done = final_metric(run_dir, metric)
-        if done is not None:  # finished earlier: a re-run of the study only trains what is missing
-            return done
-        if train_tool.main(argv):
-            raise RuntimeError(f'training failed: {run_dir}')
-        score = final_metric(run_dir, metric)
-        if score is None and det:  # CocoMetric logs nothing when there is no detection above the threshold
-            print(f'{run_dir}: no detection above the score threshold: mAP 0')
-            score = 0.0
+    def run(job):
+        name, seed, cmd, run_dir = job
+        if name != 'teacher' and 'model.teacher_checkpoint' in ' '.join(cmd):
+            teacher_done.wait()
+            if 'teacher' not in scores:
+                raise RuntimeError('the teacher did not train: see ' + teacher_dir + '/train.log')
+        try:
+            score = train(cmd, run_dir, metric, threads)
+        finally:
+            if name == 'teacher':
+                teacher_done.set()
+        with lock:
+            if name == 'teacher':
+                scores['teacher'] = score
+            else:
+                results[name][seed] = score
+            bar.update(1)
+            bar.write(f'== {name}' + ('' if seed is None else f', seed {seed}') + f': {metric_name} {score:.2f}')
+            report(os.path.join(work_dir, 'results.md'), results, scores.get('teacher'), metric_name, header,
+                   commands)
+            plot(os.path.join(work_dir, 'recipe_study.png'), results, scores.get('teacher'), metric_name,
+                 ('RetinaNet-GhostNetV3-0.5x' if det else 'GhostNetV3-0.5x') + ' student, same deploy network')
         return score
 
-    if not os.path.isdir(os.path.join(data, 'val')):
-        make_synthetic.main(data_argv + ['--num-train', str(args.num_train), '--num-val', str(args.num_val)])
-    teacher_score = run(teacher_config, os.path.join(work_dir, 'teacher'), teacher_options)
-
-    results = {}
-    for name, (config, options) in variants(args.task, teacher_ckpt).items():
-        for seed in args.seeds:
-            run_dir = os.path.join(work_dir, re.sub(r'[^a-z0-9]+', '_', name.lower()), f'seed{seed}')
-            score = run(config, run_dir, {**common, **options, 'randomness.seed': seed})
-            results.setdefault(name, []).append(score)
-            print(f'== {name}, seed {seed}: {metric_name} {score:.3f}', flush=True)
-
-    # Same deploy network for every variant: count it once per variant to show it.
-    deploy_macs = {}
-    student_config = DET_STUDENT if det else STUDENT
-    for name, (config, options) in variants(args.task, teacher_ckpt).items():
-        cfg = load_config(student_config, {k: v for k, v in options.items() if k.startswith('model.backbone')})
-        model = build_model(cfg)
-        model.eval()
-        deploy_macs[name] = count_complexity(reparameterize_model(model), (1, 3, input_size, input_size),
-                                             parts=[]).macs
-
-    lines = [f'| variant | deploy MACs @{input_size}x{input_size} | {metric_name} per seed | mean | std |',
-             '|---|---|---|---|---|']
-    for name, scores in results.items():
-        spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
-        lines.append(f"| {name} | {deploy_macs[name] / 1e6:.1f}M | {', '.join(f'{a:.3f}' for a in scores)} | "
-                     f'{statistics.mean(scores):.3f} | {spread:.3f} |')
-    lines.append(f'| teacher ({teacher_name}) | | {teacher_score:.3f} | | |')
-    table = '\n'.join(lines)
-    with open(os.path.join(work_dir, 'results.md'), 'w') as f:
-        f.write(f'# Recipe study (synthetic {args.task}, {args.num_train} train / {args.num_val} val images, '
-                f'{schedule}, seeds {args.seeds})\n\n{table}\n\nCommands:\n\n```\n' + '\n'.join(commands)
-                + '\n```\n')
-
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    names = list(results)
-    ax.bar([n.replace(' + ', '\n+ ') for n in names], [statistics.mean(results[n]) for n in names],
-           yerr=[statistics.stdev(results[n]) if len(results[n]) > 1 else 0 for n in names], capsize=6)
-    for i, n in enumerate(names):
-        ax.scatter([i] * len(results[n]), results[n], color='black', zorder=3, s=12)
-    ax.axhline(teacher_score, linestyle='--', color='gray', label=f'teacher {teacher_score:.3g}')
-    ax.set_ylabel(metric_name)
-    ax.set_title(('RetinaNet-GhostNetV3-0.5x' if det else 'GhostNetV3-0.5x') + ' student, same deploy network')
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(work_dir, 'recipe_study.png'), dpi=120)
+    # Teacher first, then the runs that do not need it, so that they fill the other workers meanwhile.
+    ordered = [jobs[0]] + sorted(jobs[1:], key=lambda j: 'model.teacher_checkpoint' in ' '.join(j[2]))
+    with tqdm(total=len(jobs), desc='recipe study', unit='run') as bar, ThreadPoolExecutor(args.jobs) as pool:
+        for job, future in [(job, pool.submit(run, job)) for job in ordered]:
+            try:
+                future.result()
+            except RuntimeError as err:
+                failures.append(f'{job[0]} seed {job[1]}: {err}')
+    table = report(os.path.join(work_dir, 'results.md'), results, scores.get('teacher'), metric_name, header,
+                   commands)
     print(table)
     print(f'wrote {work_dir}/results.md and recipe_study.png in {(time.time() - start) / 60:.1f} min')
-    return 0
+    for failure in failures:
+        print(f'error: {failure}', file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == '__main__':

@@ -146,24 +146,65 @@ def _polygon_area(points: np.ndarray) -> float:
     return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
 
 
+MARKS = ('plain', 'dot', 'bar')
+
+
+def class_names(num_classes: int, family_size: int = 1) -> List[str]:
+    """Class names: the shape names, or ``<shape>-<mark>`` when classes come in families of
+    ``family_size`` (classes ``f * family_size + m`` share shape ``f``; ``m`` picks the mark)."""
+    if family_size == 1:
+        return list(SHAPES[:num_classes])
+    return [f'{SHAPES[c // family_size]}-{MARKS[c % family_size]}' for c in range(num_classes)]
+
+
+def _draw_mark(draw: ImageDraw.ImageDraw, rng: np.random.Generator, polygon: np.ndarray, mark: str) -> None:
+    """A small mark inside an object, in a random colour: nothing, a dot, or a bar through the centre."""
+    if mark == 'plain':
+        return
+    centre = polygon.mean(0)
+    radius = 0.2 * float(np.linalg.norm(polygon - centre, axis=1).min() + 1)
+    colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+    if mark == 'dot':
+        draw.ellipse([*(centre - radius), *(centre + radius)], fill=colour)
+    else:
+        angle = rng.uniform(0, math.pi)
+        d = np.array([math.cos(angle), math.sin(angle)]) * 2.5 * radius
+        draw.line([tuple(centre - d), tuple(centre + d)], fill=colour, width=max(2, int(radius)))
+
+
 def make_classification(out_dir: str, num_train: int, num_val: int, num_classes: int = 6, seed: int = 0,
-                        size: int = 64, progress=None) -> None:
-    """Write ``{train,val}/<shape>/<index>.png`` (mmpretrain CustomDataset layout): one shape per image
+                        size: int = 64, progress=None, family_size: int = 1) -> None:
+    """Write ``{train,val}/<class>/<index>.png`` (mmpretrain CustomDataset layout): one shape per image
     (the label) with a random colour, pose and scale, on a cluttered background with a smaller distractor
-    shape of another class."""
-    if not 2 <= num_classes <= len(SHAPES):
-        raise ValueError(f'num_classes must be in [2, {len(SHAPES)}], got {num_classes}')
+    shape of another shape.
+
+    ``family_size`` > 1 gives classes with similarity structure, as real data has: classes come in
+    families of ``family_size`` that share a shape and differ only in a small mark inside it (none, a dot,
+    a bar; see ``MARKS``), so a class is much more like its siblings than like other families.
+    """
+    if not 1 <= family_size <= len(MARKS):
+        raise ValueError(f'family_size must be in [1, {len(MARKS)}] (one mark per family member), got {family_size}')
+    if not 2 <= num_classes <= len(SHAPES) * family_size:
+        raise ValueError(f'num_classes must be in [2, {len(SHAPES) * family_size}] with family_size '
+                         f'{family_size}, got {num_classes}')
+    names = class_names(num_classes, family_size)
+    num_families = -(-num_classes // family_size)
     for split, count, offset in (('train', num_train, 0), ('val', num_val, 1_000_000)):
         for i in range(count):
             rng = np.random.default_rng(seed * 10_000_019 + offset + i)
             label = i % num_classes
+            family = label // family_size
             image = _background(rng, size, size)
             draw = ImageDraw.Draw(image)
-            distractor = int((label + rng.integers(1, num_classes)) % num_classes)
-            for shape, scale in ((SHAPES[distractor], (0.15, 0.3)), (SHAPES[label], (0.45, 0.9))):
-                polygon = _place(rng, shape, size, size, scale)
+            if num_families > 1:
+                distractor = int((family + rng.integers(1, num_families)) % num_families)
+                polygon = _place(rng, SHAPES[distractor], size, size, (0.15, 0.3))
                 draw.polygon([tuple(p) for p in polygon], fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
-            folder = os.path.join(out_dir, split, SHAPES[label])
+            polygon = _place(rng, SHAPES[family], size, size, (0.45, 0.9))
+            draw.polygon([tuple(p) for p in polygon], fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+            if family_size > 1:
+                _draw_mark(draw, rng, polygon, MARKS[label % family_size])
+            folder = os.path.join(out_dir, split, names[label])
             os.makedirs(folder, exist_ok=True)
             image.save(os.path.join(folder, f'{i:06d}.png'))
             if progress is not None:

@@ -18,7 +18,6 @@ from mmengine.runner import load_checkpoint
 from torch import nn
 
 from ..registry import MODELS
-from .losses import DKDLoss
 from .recorders import Recorder
 
 CONFIG_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), 'configs')
@@ -67,6 +66,30 @@ def build_distill_part(cfg: dict) -> nn.Module:
     """Connectors and losses are mmcompact's: found as 'Name' or 'mmcompact.Name' under any default scope."""
     with DefaultScope.overwrite_default_scope('mmcompact'):
         return MODELS.build(cfg)
+
+
+def _gt_labels(inputs: torch.Tensor, data_samples) -> torch.Tensor:
+    return torch.cat([s.gt_label for s in data_samples]).to(inputs.device)
+
+
+# What a distillation loss may ask for through its ``extra_inputs``: name -> f(inputs, data_samples).
+EXTRA_INPUTS = {'labels': _gt_labels, 'data_samples': lambda inputs, data_samples: data_samples}
+
+
+def student_loss_keys(student: nn.Module) -> set:
+    """The loss keys a student's ``loss()`` returns, as far as its modules tell before any forward:
+    ``'loss'`` for mmpretrain classifiers, and the attribute names of mmdet heads' loss modules
+    (``loss_cls``, ``loss_bbox``, ...; RPN heads prefix them with ``loss_rpn_``). ``loss()`` checks again
+    on the real keys, so a student this does not foresee still cannot be overwritten silently."""
+    from mmpretrain.models import ImageClassifier
+    if isinstance(student, ImageClassifier):
+        return {'loss'}
+    keys = set()
+    for path, _ in student.named_modules():
+        parts = path.split('.')
+        if parts[-1].startswith('loss_'):
+            keys.add(parts[-1].replace('loss_', 'loss_rpn_', 1) if 'rpn_head' in parts else parts[-1])
+    return keys
 
 
 def _head_name(model: nn.Module) -> Optional[str]:
@@ -141,7 +164,17 @@ class Distiller(BaseModel):
                 raise KeyError(f"distill_losses.{name}.connector = {route[2]!r} is not a connector "
                                f'(connectors: {sorted(self.connectors)})')
             self.distill_losses[name] = build_distill_part(cfg)
+            unknown = set(getattr(self.distill_losses[name], 'extra_inputs', ())) - set(EXTRA_INPUTS)
+            if unknown:
+                raise ValueError(f'distill_losses.{name} ({cfg["type"]}) declares extra_inputs {sorted(unknown)}; '
+                                 f'the distiller provides {sorted(EXTRA_INPUTS)}')
             self.loss_routes[name] = route
+        student_keys = student_loss_keys(self.student)
+        clashes = sorted(set(self.distill_losses) & student_keys)
+        if clashes:
+            raise ValueError(f'distill loss name(s) {clashes} equal the student\'s own loss key(s) '
+                             f'{sorted(student_keys)}: the distillation loss would replace the task loss. '
+                             "Rename them in distill_losses (e.g. 'loss_kd_cls').")
         head = _head_name(teacher_model)
         if teacher_forward == 'auto':
             paths = [spec[1] for spec in self.teacher_recorder.specs.values()]
@@ -211,10 +244,12 @@ class Distiller(BaseModel):
             losses = self.student.loss(inputs, data_samples)
             self.run_teacher(inputs)
             for name, loss_module in self.distill_losses.items():
+                if name in losses:
+                    raise ValueError(f"distill loss '{name}' equals a loss key of the student "
+                                     f'({sorted(losses)}): rename it in distill_losses')
                 student_key, teacher_key, connector = self.loss_routes[name]
-                extra = {}
-                if isinstance(loss_module, DKDLoss):
-                    extra['labels'] = torch.cat([s.gt_label for s in data_samples]).to(inputs.device)
+                extra = {key: EXTRA_INPUTS[key](inputs, data_samples)
+                         for key in getattr(loss_module, 'extra_inputs', ())}
                 value = self._paired_loss(name, loss_module, self.student_recorder.get(student_key),
                                           self.teacher_recorder.get(teacher_key), connector, extra)
                 losses[name] = value * self.distill_weight

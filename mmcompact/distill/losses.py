@@ -5,6 +5,8 @@ Logit losses take (N, C) logits; feature losses take (N, C, H, W) maps. Referenc
 (KD), Zhao et al. 2022 (DKD), Cao et al. 2022 (PKD), Shu et al. 2021 (CWD); the loss forms follow
 mmrazor's implementations of the same papers.
 """
+from typing import Tuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,20 +15,29 @@ from ..registry import MODELS
 
 
 class _DistillLoss(nn.Module):
-    """Base: ``loss_weight`` and the check that both sides have the same shape."""
+    """Base: ``loss_weight`` and the check that both sides have the same shape.
+
+    ``extra_inputs`` names what a loss needs besides the two records; the distiller passes each as a keyword
+    argument of ``forward``. Available: ``'labels'`` (N,) ground-truth class indices of a classification
+    batch, ``'data_samples'`` the batch's data samples as given to the student.
+    """
+    extra_inputs: Tuple[str, ...] = ()
 
     def __init__(self, loss_weight: float = 1.0):
         super().__init__()
         self.loss_weight = loss_weight
 
-    def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    def forward(self, student: torch.Tensor, teacher: torch.Tensor, **extra) -> torch.Tensor:
         if student.shape != teacher.shape:
             raise ValueError(f'{type(self).__name__}: student shape {tuple(student.shape)} != teacher '
                              f'shape {tuple(teacher.shape)}; add a connector (channels, spatial size) '
                              'to the student side')
-        return self.loss_weight * self.compute(student, teacher.detach())
+        missing = [name for name in self.extra_inputs if extra.get(name) is None]
+        if missing:
+            raise ValueError(f'{type(self).__name__} needs {missing} besides the student and teacher records')
+        return self.loss_weight * self.compute(student, teacher.detach(), **extra)
 
-    def compute(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    def compute(self, student: torch.Tensor, teacher: torch.Tensor, **extra) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -38,7 +49,7 @@ class KLDivergence(_DistillLoss):
         super().__init__(loss_weight)
         self.tau = tau
 
-    def compute(self, student, teacher):
+    def compute(self, student, teacher, **_):
         log_p_s = F.log_softmax(student / self.tau, dim=1)
         log_p_t = F.log_softmax(teacher / self.tau, dim=1)
         return (self.tau ** 2) * F.kl_div(log_p_s, log_p_t, reduction='batchmean', log_target=True)
@@ -53,7 +64,7 @@ class SoftTargetCrossEntropy(_DistillLoss):
         super().__init__(loss_weight)
         self.tau = tau
 
-    def compute(self, student, teacher):
+    def compute(self, student, teacher, **_):
         p_t = F.softmax(teacher / self.tau, dim=1)
         return (self.tau ** 2) * -(p_t * F.log_softmax(student / self.tau, dim=1)).sum(1).mean()
 
@@ -62,32 +73,33 @@ class SoftTargetCrossEntropy(_DistillLoss):
 class DKDLoss(_DistillLoss):
     """Decoupled KD: ``alpha * TCKD + beta * NCKD`` (target-class and non-target-class KL, tau^2 scaled).
 
-    Needs the ground-truth labels: the distiller passes them as ``labels`` (N,).
+    Needs the ground-truth labels (``extra_inputs``): (N,) class indices. Computed in log space (log-softmax
+    and log-sum-exp, no clamping), so value and gradient stay exact for any logit gap: a confidently wrong
+    student is still pushed towards the true class.
     """
+    extra_inputs = ('labels', )
 
     def __init__(self, tau: float = 4.0, alpha: float = 1.0, beta: float = 8.0, loss_weight: float = 1.0):
         super().__init__(loss_weight)
         self.tau, self.alpha, self.beta = tau, alpha, beta
 
-    def forward(self, student, teacher, labels: torch.Tensor = None):
-        if labels is None:
-            raise ValueError('DKDLoss needs the ground-truth labels of the batch')
-        self._labels = labels
-        return super().forward(student, teacher)
+    @staticmethod
+    def _binary_and_rest(logits: torch.Tensor, gt: torch.Tensor):
+        """(N, C) logits, (N, C) bool one-hot -> log of the (target, rest) probabilities (N, 2) and the
+        log-probabilities over the non-target classes (N, C), 0 at the target (which has probability 0)."""
+        log_p = F.log_softmax(logits, dim=1)
+        log_rest = torch.logsumexp(log_p.masked_fill(gt, float('-inf')), dim=1)
+        log_binary = torch.stack([log_p[gt], log_rest], dim=1)
+        log_q = F.log_softmax(logits.masked_fill(gt, float('-inf')), dim=1).masked_fill(gt, 0.0)
+        return log_binary, log_q
 
-    def compute(self, student, teacher):
-        gt = F.one_hot(self._labels, student.shape[1]).bool()
-        p_s = F.softmax(student / self.tau, dim=1)
-        p_t = F.softmax(teacher / self.tau, dim=1)
-        # binary (target vs rest) distributions
-        b_s = torch.stack([(p_s * gt).sum(1), (p_s * ~gt).sum(1)], dim=1).clamp_min(1e-12)
-        b_t = torch.stack([(p_t * gt).sum(1), (p_t * ~gt).sum(1)], dim=1).clamp_min(1e-12)
-        tckd = (b_t * (b_t.log() - b_s.log())).sum(1).mean()
-        # distributions over the non-target classes only (target logit pushed to -inf)
-        mask = gt.float() * 1000.0
-        log_q_s = F.log_softmax(student / self.tau - mask, dim=1)
-        q_t = F.softmax(teacher / self.tau - mask, dim=1)
-        nckd = (q_t * (q_t.clamp_min(1e-12).log() - log_q_s)).sum(1).mean()
+    def compute(self, student, teacher, labels=None, **_):
+        gt = F.one_hot(labels.long(), student.shape[1]).bool()
+        log_b_s, log_q_s = self._binary_and_rest(student / self.tau, gt)
+        log_b_t, log_q_t = self._binary_and_rest(teacher / self.tau, gt)
+        tckd = (log_b_t.exp() * (log_b_t - log_b_s)).sum(1).mean()
+        q_t = log_q_t.exp().masked_fill(gt, 0.0)
+        nckd = (q_t * (log_q_t - log_q_s)).sum(1).mean()
         return (self.tau ** 2) * (self.alpha * tckd + self.beta * nckd)
 
 
@@ -95,7 +107,7 @@ class DKDLoss(_DistillLoss):
 class FeatureMSELoss(_DistillLoss):
     """Mean squared error between feature maps."""
 
-    def compute(self, student, teacher):
+    def compute(self, student, teacher, **_):
         return F.mse_loss(student, teacher)
 
 
@@ -112,7 +124,7 @@ class PKDLoss(_DistillLoss):
     """PKD: MSE of per-channel normalised features, / 2 (Pearson-correlation distillation); robust to the
     different feature magnitudes of heterogeneous detectors."""
 
-    def compute(self, student, teacher):
+    def compute(self, student, teacher, **_):
         return F.mse_loss(_normalize_per_channel(student), _normalize_per_channel(teacher)) / 2
 
 
@@ -125,7 +137,7 @@ class ChannelWiseDivergence(_DistillLoss):
         super().__init__(loss_weight)
         self.tau = tau
 
-    def compute(self, student, teacher):
+    def compute(self, student, teacher, **_):
         n, c = student.shape[:2]
         log_s = F.log_softmax(student.reshape(n * c, -1) / self.tau, dim=1)
         log_t = F.log_softmax(teacher.reshape(n * c, -1) / self.tau, dim=1)
@@ -145,6 +157,6 @@ class DenseHeadKDLoss(_DistillLoss):
         super().__init__(loss_weight)
         self.tau = tau
 
-    def compute(self, student, teacher):
+    def compute(self, student, teacher, **_):
         target = torch.sigmoid(teacher / self.tau)
         return (self.tau ** 2) * F.binary_cross_entropy_with_logits(student / self.tau, target)
