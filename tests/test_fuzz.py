@@ -91,7 +91,7 @@ def test_knapsack_inputs(data):
     costs = [[[data.draw(st.floats(0, 1e6))] for _ in row] for row in scores]
     budget = data.draw(st.floats(-1e5, 4e6))
     try:
-        result = select(scores, costs, [budget], resolution=data.draw(st.integers(1, 300)))
+        result = select(scores, costs, [budget])
     except InfeasibleBudget as err:
         assert 'budget' in str(err)
         return

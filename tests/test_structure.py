@@ -29,34 +29,62 @@ def brute_force(scores, costs, budgets):
     return best
 
 
+def brute_force_selection(scores, costs, budgets):
+    """(lowest score, its choices) over every feasible selection, costs summed in block order; None if none."""
+    best = None
+    for choice in itertools.product(*[range(len(s)) for s in scores]):
+        totals = [0.0] * len(budgets)
+        for b, c in enumerate(choice):
+            totals = [t + v for t, v in zip(totals, costs[b][c])]
+        if all(t <= budget for t, budget in zip(totals, budgets)):
+            score = 0.0
+            for b, c in enumerate(choice):
+                score += scores[b][c]
+            if best is None or score < best[0]:
+                best = (score, choice)
+    return best
+
+
+def _check_against_brute_force(scores, costs, budgets):
+    optimum = brute_force_selection(scores, costs, budgets)
+    if optimum is None:
+        with pytest.raises(InfeasibleBudget):
+            select(scores, costs, budgets)
+        return False
+    result = select(scores, costs, budgets)
+    assert result.score == pytest.approx(optimum[0], abs=1e-12)
+    assert all(c <= b for c, b in zip(result.cost, budgets))  # never over budget, not even by rounding
+    return True
+
+
 @pytest.mark.parametrize('kinds', [1, 2])
-def test_knapsack_matches_brute_force_on_random_instances(kinds):
-    rng = random.Random(kinds)
-    for _ in range(150):
-        scores = [[rng.random() for _ in range(rng.randint(1, 4))] for _ in range(rng.randint(1, 4))]
-        costs = [[[rng.randint(0, 12) for _ in range(kinds)] for _ in s] for s in scores]
-        budgets = [rng.randint(1, 40) for _ in range(kinds)]
-        optimum = brute_force(scores, costs, budgets)
-        if optimum is None:
-            with pytest.raises(InfeasibleBudget):
-                select(scores, costs, budgets, resolution=max(budgets))
-            continue
-        result = select(scores, costs, budgets, resolution=budgets)  # integer costs on a unit grid: exact
-        assert result.score == pytest.approx(optimum)
-        assert all(c <= b for c, b in zip(result.cost, budgets))
-
-
-def test_knapsack_never_exceeds_the_budget_with_real_valued_costs():
-    rng = random.Random(7)
+@pytest.mark.parametrize('integer', [True, False])
+def test_knapsack_matches_brute_force_on_random_tables(kinds, integer):
+    """Real-valued (and integer) costs of one or two kinds, with ties in scores and budgets on the boundary."""
+    rng = random.Random(kinds * 10 + integer)
+    feasible = 0
     for _ in range(200):
-        scores = [[rng.random() for _ in range(3)] for _ in range(5)]
-        costs = [[[rng.uniform(0, 1e6)] for _ in range(3)] for _ in range(5)]
-        budget = rng.uniform(5e5, 4e6)
-        try:
-            result = select(scores, costs, [budget], resolution=50)
-        except InfeasibleBudget:  # only when nothing fits once costs are rounded up
-            continue
-        assert result.cost[0] <= budget
+        scores = [[rng.choice([rng.random(), 0.5, 0.25]) for _ in range(rng.randint(1, 4))]
+                  for _ in range(rng.randint(1, 5))]
+        draw = (lambda: float(rng.randint(0, 12))) if integer else (lambda: rng.uniform(0, 1e6) * rng.random())
+        costs = [[[draw() for _ in range(kinds)] for _ in s] for s in scores]
+        if rng.random() < 0.5:  # a budget exactly at the cost of some selection: the feasibility boundary
+            pick = [rng.randrange(len(s)) for s in scores]
+            budgets = [0.0] * kinds
+            for b, c in enumerate(pick):
+                budgets = [t + v for t, v in zip(budgets, costs[b][c])]
+        else:
+            budgets = [sum(max(c[k] for c in row) for row in costs) * rng.random() for k in range(kinds)]
+        feasible += _check_against_brute_force(scores, costs, budgets)
+    assert feasible > 100
+
+
+def test_knapsack_is_exact_where_rounding_costs_up_was_not():
+    """The issue's example: (0, 0) costs 2.999 <= 3 and scores 0; a grid rounding up picked (0, 1)."""
+    result = select([[0, 1], [0, 1]], [[[1.001], [0]], [[1.998], [0]]], [3.0])
+    assert result.choice == (0, 0) and result.score == 0.0
+    # a budget met only exactly, with costs that are not multiples of any grid step
+    assert select([[0, 1], [0, 1]], [[[0.1], [0]], [[0.2], [0]]], [0.1 + 0.2]).choice == (0, 0)
 
 
 def test_infeasible_budget_states_the_smallest_cost():
@@ -68,7 +96,7 @@ def test_pareto_front_is_monotone_and_optimal_at_each_point():
     rng = random.Random(3)
     scores = [[rng.random() for _ in range(4)] for _ in range(4)]
     costs = [[rng.randint(0, 10) for _ in range(4)] for _ in range(4)]
-    front = pareto_front(scores, costs, resolution=sum(max(c) for c in costs))
+    front = pareto_front(scores, costs)
     assert [p.cost[0] for p in front] == sorted(p.cost[0] for p in front)
     assert all(a.score > b.score for a, b in zip(front, front[1:]))
     for point in front:

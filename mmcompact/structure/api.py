@@ -113,7 +113,7 @@ def _block_costs(result: dict, kinds: Sequence[str]):
     return [[[entry[k] for k in kinds] for entry in row] for row in result['costs']['table']]
 
 
-def choose(result: dict, budgets: Dict[str, float], resolution: Optional[int] = None) -> Selection:
+def choose(result: dict, budgets: Dict[str, float]) -> Selection:
     """The selection for ``budgets`` (``{'macs': ..., 'params': ...}``, whole network, deploy form)."""
     kinds = [k for k in ('macs', 'params') if budgets.get(k) is not None]
     if not kinds:
@@ -121,8 +121,7 @@ def choose(result: dict, budgets: Dict[str, float], resolution: Optional[int] = 
     fixed = result['costs']['fixed']
     block_budgets = [budgets[k] - fixed[k] for k in kinds]
     try:
-        return select(result['scores'], _block_costs(result, kinds), block_budgets,
-                      resolution or (400 if len(kinds) == 1 else 120), names=kinds)
+        return select(result['scores'], _block_costs(result, kinds), block_budgets, names=kinds)
     except ValueError as err:
         cheapest = {k: fixed[k] + sum(min(e[k] for e in row) for row in result['costs']['table'])
                     for k in kinds}

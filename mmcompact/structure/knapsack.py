@@ -1,9 +1,16 @@
 """Multiple-choice knapsack: exactly one candidate per block, total cost within a budget, lowest total
-score, solved exactly by dynamic programming over costs rounded *up* to a grid, so that a selection
-feasible on the grid is feasible in true costs (the result never exceeds the budget)."""
+score, solved exactly for real-valued costs of one or more kinds (MACs, params, both).
+
+Dynamic programming over non-dominated partial selections: after block b, a state is (costs of the blocks so
+far, score, choices); a state that another beats or ties in every cost and in score can never be part of a
+better full selection, so it is dropped. Costs are summed in block order in float64, the same sums the
+budget check and ``Selection.cost`` use, so a returned selection never exceeds the budget, a feasible
+budget is never refused, and the optimum equals brute force. States whose costs plus the cheapest
+possible remainder exceed the budget are dropped early.
+"""
 import math
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -20,117 +27,109 @@ class Selection:
     cost: Tuple[float, ...]
 
 
-def _as_array(costs, scores) -> np.ndarray:
-    """(blocks, max candidates, kinds) float array; blocks may have different numbers of candidates (the
-    padding is never read: every loop runs over ``len(scores[b])``)."""
-    rows = [np.asarray(row, dtype=np.float64).reshape(len(s), -1) for row, s in zip(costs, scores)]
+def _as_lists(costs, scores) -> List[List[Tuple[float, ...]]]:
+    """costs[b][c] as a tuple of floats (one per kind), checked against the shape of ``scores``."""
+    rows = [[tuple(float(v) for v in np.atleast_1d(np.asarray(cost, dtype=np.float64))) for cost in row]
+            for row in costs]
     if len(rows) != len(scores) or any(len(r) != len(s) for r, s in zip(rows, scores)):
         raise ValueError('scores and costs must list the same blocks and candidates')
-    out = np.zeros((len(rows), max(len(r) for r in rows), rows[0].shape[1]))
-    for b, row in enumerate(rows):
-        out[b, :len(row)] = row
-    return out
+    kinds = {len(cost) for row in rows for cost in row}
+    if len(kinds) != 1:
+        raise ValueError(f'every candidate needs the same number of cost kinds, got {sorted(kinds)}')
+    if any(not math.isfinite(v) for row in rows for cost in row for v in cost) or \
+            any(not math.isfinite(s) for row in scores for s in row):
+        raise ValueError('scores and costs must be finite numbers')
+    return rows
 
 
-def _grid_costs(costs: np.ndarray, budgets: Sequence[float],
-                resolution: Union[int, Sequence[int]]) -> Tuple[np.ndarray, List[int]]:
-    """Costs (blocks, candidates, kinds) in grid units (ceil), and the budget of each kind in units
-    (``resolution`` steps per kind, one number for all kinds or one per kind)."""
-    limits = [int(resolution)] * len(budgets) if np.isscalar(resolution) else [int(r) for r in resolution]
-    units = np.zeros(costs.shape, dtype=np.int64)
-    for k, budget in enumerate(budgets):
-        if budget <= 0:  # only free candidates fit
-            units[..., k] = np.where(costs[..., k] <= 0, 0, limits[k] + 1)
+def _prune(states: list) -> list:
+    """Keep the states no other state dominates (<= in every cost and in score); among exact duplicates the
+    first. ``states``: [(costs tuple, score, choices)]."""
+    states = sorted(states, key=lambda s: (s[0], s[1]))
+    kept: list = []
+    for costs, score, choice in states:
+        if any(all(k <= c for k, c in zip(other[0], costs)) and other[1] <= score for other in kept):
             continue
-        step = budget / limits[k]
-        with np.errstate(over='ignore'):  # a cost beyond the budget only needs to be marked as not fitting
-            units[..., k] = np.minimum(np.ceil(costs[..., k] / step), limits[k] + 1).astype(np.int64)
-    return units, limits
+        kept.append((costs, score, choice))
+    return kept
+
+
+def _front_1d(states: list) -> list:
+    """One cost kind: sorted by cost, keep each state strictly better in score than every cheaper one."""
+    kept, best = [], math.inf
+    for costs, score, choice in sorted(states, key=lambda s: (s[0], s[1])):
+        if score < best:
+            kept.append((costs, score, choice))
+            best = score
+    return kept
+
+
+def _states(scores: List[List[float]], costs: List[List[Tuple[float, ...]]],
+            budgets: Optional[Sequence[float]]) -> list:
+    """Non-dominated full selections (those within ``budgets`` when given)."""
+    kinds = len(costs[0][0])
+    prune = _front_1d if kinds == 1 else _prune
+    # cheapest possible cost of blocks b.. (per kind), for dropping states that cannot end within budget
+    rest = [[0.0] * kinds for _ in range(len(scores) + 1)]
+    for b in range(len(scores) - 1, -1, -1):
+        rest[b] = [rest[b + 1][k] + min(c[k] for c in costs[b]) for k in range(kinds)]
+    states = [((0.0, ) * kinds, 0.0, ())]
+    for b, (block_scores, block_costs) in enumerate(zip(scores, costs)):
+        grown = []
+        for state_costs, state_score, choice in states:
+            for c, (score, cost) in enumerate(zip(block_scores, block_costs)):
+                total = tuple(s + v for s, v in zip(state_costs, cost))
+                if budgets is not None and any(
+                        t > budget if b + 1 == len(scores) else t + r > budget + 1e-9 * max(1.0, abs(budget))
+                        for t, r, budget in zip(total, rest[b + 1], budgets)):
+                    continue  # cannot end within budget (the slack keeps float rounding from dropping a fit)
+                grown.append((total, state_score + score, choice + (c, )))
+        states = prune(grown)
+    return states
+
+
+def _selection(scores, costs, choice: Tuple[int, ...]) -> Selection:
+    score = 0.0
+    total = [0.0] * len(costs[0][0])
+    for b, c in enumerate(choice):
+        score += scores[b][c]
+        total = [t + v for t, v in zip(total, costs[b][c])]
+    return Selection(tuple(choice), score, tuple(total))
 
 
 def select(scores: Sequence[Sequence[float]], costs: Sequence[Sequence[Sequence[float]]],
-           budgets: Sequence[float], resolution: Union[int, Sequence[int]] = 400,
-           names: Sequence[str] = ()) -> Selection:
-    """Best selection with the sum of ``costs[b][c][k]`` <= ``budgets[k]`` for every cost kind k.
+           budgets: Sequence[float], names: Sequence[str] = ()) -> Selection:
+    """The lowest-score selection with the sum of ``costs[b][c][k]`` <= ``budgets[k]`` for every kind k.
 
-    ``scores[b][c]``: lower is better (block-wise distillation error); ``costs``: per block, candidate and
-    kind (e.g. [MACs] or [MACs, params]), already excluding the fixed part of the network. With integer
-    costs and ``budget / resolution`` = 1 (per kind) the result is the exact optimum; otherwise it is optimal among
-    selections whose rounded-up costs fit. Two kinds use a resolution x resolution table (keep it <= 200).
+    ``scores[b][c]``: lower is better (e.g. predicted error); ``costs``: per block, candidate and kind (e.g.
+    [MACs] or [MACs, params]), already excluding the fixed part of the network. Exact for real-valued costs.
     Raises ``InfeasibleBudget`` stating the smallest achievable cost of each kind.
     """
-    scores = [list(map(float, s)) for s in scores]
-    costs = _as_array(costs, scores)
-    kinds = costs.shape[-1]
+    scores = [[float(s) for s in row] for row in scores]
+    costs = _as_lists(costs, scores)
+    kinds = len(costs[0][0])
     if len(budgets) != kinds:
         raise ValueError(f'{len(budgets)} budget(s) for {kinds} cost kind(s)')
-    cheapest = [float(sum(min(costs[b, c, k] for c in range(len(scores[b]))) for b in range(len(scores))))
-                for k in range(kinds)]
+    cheapest = [sum(min(c[k] for c in row) for row in costs) for k in range(kinds)]
     over = [k for k in range(kinds) if cheapest[k] > budgets[k]]
     if over:
         names = list(names) or [f'cost {k}' for k in range(kinds)]
         raise InfeasibleBudget('budget cannot be met: ' + '; '.join(
             f'{names[k]} budget for the searched blocks is {budgets[k]:,.0f} but the cheapest choice costs '
             f'{cheapest[k]:,.0f}' for k in over) + ' (raise the budget or add cheaper candidates)')
-    units, limits = _grid_costs(costs, budgets, resolution)
-    best, back = _dynamic_program(scores, units, limits)
-    if not np.isfinite(best).any():
-        raise InfeasibleBudget(f'no selection fits the budget {list(budgets)} on a grid of {resolution} '
-                               'steps: raise the resolution or the budget')
-    return _trace(scores, costs, units, back, np.unravel_index(int(np.argmin(best)), best.shape))
+    states = _states(scores, costs, list(budgets))
+    if not states:  # the cheapest of each kind fits, but no single selection meets every kind at once
+        raise InfeasibleBudget(f'no selection meets every budget {list(budgets)} at once (each kind alone '
+                               'can be met): raise one of the budgets')
+    best = min(states, key=lambda s: (s[1], s[0]))
+    return _selection(scores, costs, best[2])
 
 
-def _dynamic_program(scores, units: np.ndarray, limits: List[int]):
-    """best[u] = lowest score of one candidate per block with grid cost exactly u (per kind), and the
-    back-pointers (chosen candidate of each block per cell)."""
-    kinds = len(limits)
-    shape = tuple(limit + 1 for limit in limits)
-    best = np.full(shape, np.inf)
-    best[(0, ) * kinds] = 0.0
-    back = []
-    for b, block_scores in enumerate(scores):
-        new = np.full(shape, np.inf)
-        arg = np.full(shape, -1, dtype=np.int64)
-        for c, score in enumerate(block_scores):
-            shift = units[b, c]
-            if any(shift[k] > limits[k] for k in range(kinds)):
-                continue
-            src = best[tuple(slice(0, limits[k] + 1 - shift[k]) for k in range(kinds))] + score
-            dst = tuple(slice(shift[k], limits[k] + 1) for k in range(kinds))
-            better = src < new[dst]
-            new[dst] = np.where(better, src, new[dst])
-            arg[dst] = np.where(better, c, arg[dst])
-        best = new
-        back.append(arg)
-    return best, back
-
-
-def _trace(scores, costs: np.ndarray, units: np.ndarray, back, cell) -> Selection:
-    """The selection ending in grid cell ``cell``, with its true score and costs."""
-    choice = []
-    for b in range(len(scores) - 1, -1, -1):
-        c = int(back[b][tuple(cell)])
-        choice.append(c)
-        cell = tuple(cell[k] - units[b, c, k] for k in range(units.shape[-1]))
-    choice = tuple(reversed(choice))
-    return Selection(choice, float(sum(scores[b][c] for b, c in enumerate(choice))),
-                     tuple(float(sum(costs[b, c, k] for b, c in enumerate(choice)))
-                           for k in range(costs.shape[-1])))
-
-
-def pareto_front(scores: Sequence[Sequence[float]], costs: Sequence[Sequence[float]],
-                 resolution: int = 400) -> List[Selection]:
-    """The predicted Pareto front for one cost kind in one DP pass: for every grid budget up to the most
-    expensive network, the best selection; returned cheapest first, each strictly better than the one
-    before."""
-    scores = [list(map(float, s)) for s in scores]
-    costs = _as_array(costs, scores)
-    top = float(sum(max(costs[b, :len(s), 0]) for b, s in enumerate(scores)))
-    units, limits = _grid_costs(costs, [top], resolution)
-    best, back = _dynamic_program(scores, units, limits)
-    front, best_so_far = [], math.inf
-    for total in range(resolution + 1):
-        if best[total] < best_so_far - 1e-12:
-            best_so_far = best[total]
-            front.append(_trace(scores, costs, units, back, (total, )))
-    return front
+def pareto_front(scores: Sequence[Sequence[float]], costs: Sequence[Sequence[float]]) -> List[Selection]:
+    """The exact Pareto front for one cost kind, in one pass: every selection that no cheaper-or-equal one
+    beats in score; cheapest first, each strictly better than the one before."""
+    scores = [[float(s) for s in row] for row in scores]
+    costs = _as_lists([[[c] if np.isscalar(c) else c for c in row] for row in costs], scores)
+    if len(costs[0][0]) != 1:
+        raise ValueError('pareto_front takes one cost kind per candidate')
+    return [_selection(scores, costs, choice) for _, _, choice in _states(scores, costs, None)]
