@@ -3,7 +3,7 @@
     python tools/make_synthetic.py det OUT_DIR [--num-train 200] [--num-val 50] [--classes 6] [--seed 0]
                                    [--min-size 256] [--max-size 512] [--force]
     python tools/make_synthetic.py cls OUT_DIR [--num-train 600] [--num-val 120] [--classes 6] [--size 64]
-                                   [--family-size 1]
+                                   [--family-size 1] [--no-clutter]
 
 det: COCO format (OUT_DIR/{train,val}/*.png, OUT_DIR/annotations/instances_{train,val}.json), for mmdet's
 CocoDataset and CocoMetric. cls: mmpretrain CustomDataset layout (OUT_DIR/{train,val}/<class>/*.png).
@@ -27,6 +27,8 @@ def parse_args(argv=None):
     parser.add_argument('--family-size', type=int, default=1,
                         help='cls: classes in families of this many that share a shape and differ by a small '
                              'mark (class-similarity structure); --classes may then be up to 8 * this')
+    parser.add_argument('--no-clutter', action='store_true',
+                        help='cls: an easier task: plain backgrounds, no distractor shape, mild aspect ratios')
     parser.add_argument('--force', action='store_true', help='write into a non-empty OUT_DIR')
     return parser.parse_args(argv)
 
@@ -53,7 +55,8 @@ def main(argv=None) -> int:
                                     (args.min_size, args.max_size), progress=bar.update)
             else:
                 make_classification(args.out_dir, num_train, num_val, args.classes, args.seed, args.size,
-                                    progress=bar.update, family_size=args.family_size)
+                                    progress=bar.update, family_size=args.family_size,
+                                    clutter=not args.no_clutter)
     except ValueError as err:
         print(f'error: {err}', file=sys.stderr)
         return 1

@@ -2,13 +2,13 @@
 seeds, on synthetic classification (class families) or COCO-format detection data.
 
     python tools/recipe_study.py [--task cls] [--work-dir work_dirs/recipe_study] [--seeds 0 1 2 3 4]
-                                 [--epochs 4] [--teacher-epochs 16] [--num-train 6000] [--num-val 1800]
+                                 [--epochs 5] [--teacher-epochs 20] [--num-train 6000] [--num-val 1800]
                                  [--jobs 2]
     python tools/recipe_study.py --task det [--iters 400] [--teacher-iters N] ...
 
 Classification (configs/study/kd_families/): 18 classes in 6 families of 3 (a shape with no mark, a dot,
-a bar), 48x48 images; GhostNetV3-0.5x students, a ResNet-18 teacher trained once for longer; variants
-plain, re-param, re-param + KD, re-param + DKD, full recipe (re-param + KD + EMA). Detection: RetinaNet
+a bar), 48x48 images without clutter; GhostNetV3-0.5x students, a ResNet-18 teacher trained once for
+longer; variants plain, re-param, re-param + KD, re-param + DKD, full recipe (re-param + KD + EMA). Detection: RetinaNet
 with a GhostNetV3-0.5x backbone, RetinaNet-R18 teacher (PKD on the FPN + head logit KD, EMA).
 
 Every run is a `tools/train.py` process (``--jobs`` at a time, one thread each); a finished run is reused
@@ -30,7 +30,7 @@ TRAIN = os.path.join(ROOT, 'tools', 'train.py')
 CLS = os.path.join(ROOT, 'configs', 'study', 'kd_families')
 DEMO = os.path.join(ROOT, 'configs', 'demo')
 PLAIN = {'model.backbone.num_branches': 1, 'model.backbone.extra_branches': False}
-CLS_DATA = dict(classes=18, family_size=3, size=48)
+CLS_DATA = dict(classes=18, family_size=3, size=48, clutter=False)
 # (a, b): the comparisons the study exists for; Welch's test of a against b.
 COMPARISONS = [('re-param', 'plain'), ('re-param + KD', 're-param'), ('re-param + DKD', 're-param'),
                ('full recipe (re-param + KD + EMA)', 're-param')]
@@ -41,8 +41,8 @@ def parse_args(argv=None):
     parser.add_argument('--task', choices=['cls', 'det'], default='cls')
     parser.add_argument('--work-dir', help='default: work_dirs/recipe_study (cls), work_dirs/recipe_study_det')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
-    parser.add_argument('--epochs', type=int, default=4, help='cls: student epochs')
-    parser.add_argument('--teacher-epochs', type=int, default=16, help='cls: teacher epochs')
+    parser.add_argument('--epochs', type=int, default=5, help='cls: student epochs')
+    parser.add_argument('--teacher-epochs', type=int, default=20, help='cls: teacher epochs')
     parser.add_argument('--iters', type=int, default=400, help='det: student training iterations')
     parser.add_argument('--teacher-iters', type=int, help='det: default: --iters')
     parser.add_argument('--num-train', type=int, default=6000)
@@ -186,7 +186,7 @@ def main(argv=None) -> int:
             else:
                 make_classification(data + '.part', args.num_train, args.num_val, CLS_DATA['classes'],
                                     size=CLS_DATA['size'], family_size=CLS_DATA['family_size'],
-                                    progress=bar.update)
+                                    clutter=CLS_DATA['clutter'], progress=bar.update)
         os.replace(data + '.part', data)
     teacher, variants, metric, note = (det_plan if det else cls_plan)(args, data, work_dir)
     metric_name = 'bbox mAP' if det else 'top-1 (%)'
@@ -195,7 +195,8 @@ def main(argv=None) -> int:
               f'{note}, seeds {args.seeds})')
     if not det:
         header += (f"\n\nData: `make_classification(..., num_classes={CLS_DATA['classes']}, "
-                   f"family_size={CLS_DATA['family_size']}, size={CLS_DATA['size']})`")
+                   f"family_size={CLS_DATA['family_size']}, size={CLS_DATA['size']}, "
+                   f"clutter={CLS_DATA['clutter']})`")
 
     teacher_dir = os.path.join(work_dir, 'teacher')
     jobs = [('teacher', None, command(teacher[0], teacher_dir, teacher[1]), teacher_dir)]

@@ -37,13 +37,17 @@ def shape_outline(shape: str, n_circle: int = 32) -> np.ndarray:
     return points * np.array([0.6, 1.0]) if shape == 'diamond' else points
 
 
-def _background(rng: np.random.Generator, h: int, w: int) -> Image.Image:
-    """Gradient + stripes + random strokes + Gaussian noise, slightly blurred."""
+def _background(rng: np.random.Generator, h: int, w: int, clutter: bool = True) -> Image.Image:
+    """Gradient + stripes + random strokes + Gaussian noise, slightly blurred; without ``clutter`` a gradient
+    with light noise only."""
     y, x = np.mgrid[0:h, 0:w]
     c0, c1 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
     t = (x * rng.uniform(-1, 1) + y * rng.uniform(-1, 1)) / max(h, w)
     t = (t - t.min()) / max(1e-6, t.max() - t.min())
     img = c0[None, None] * (1 - t[..., None]) + c1[None, None] * t[..., None]
+    if not clutter:
+        img += rng.normal(0, 4, size=img.shape)
+        return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     period, angle = rng.uniform(6, 30), rng.uniform(0, math.pi)
     stripes = np.sin((x * math.cos(angle) + y * math.sin(angle)) * 2 * math.pi / period)
     img += stripes[..., None] * rng.uniform(5, 35)
@@ -56,10 +60,11 @@ def _background(rng: np.random.Generator, h: int, w: int) -> Image.Image:
     return image.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0)))
 
 
-def _place(rng: np.random.Generator, shape: str, h: int, w: int, size_range: Tuple[float, float]):
+def _place(rng: np.random.Generator, shape: str, h: int, w: int, size_range: Tuple[float, float],
+           aspect_range: Tuple[float, float] = (0.6, 1.6)):
     """Random size, aspect ratio, rotation and position; returns the (P, 2) polygon in pixels."""
     size = rng.uniform(*size_range) * min(h, w) / 2
-    aspect = rng.uniform(0.6, 1.6)
+    aspect = rng.uniform(*aspect_range)
     angle = rng.uniform(0, 2 * math.pi)
     rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     points = (shape_outline(shape) * np.array([size * aspect, size / aspect])) @ rotation.T
@@ -157,13 +162,15 @@ def class_names(num_classes: int, family_size: int = 1) -> List[str]:
     return [f'{SHAPES[c // family_size]}-{MARKS[c % family_size]}' for c in range(num_classes)]
 
 
-def _draw_mark(draw: ImageDraw.ImageDraw, rng: np.random.Generator, polygon: np.ndarray, mark: str) -> None:
-    """A small mark inside an object, in a random colour: nothing, a dot, or a bar through the centre."""
+def _draw_mark(draw: ImageDraw.ImageDraw, rng: np.random.Generator, polygon: np.ndarray, mark: str,
+               fill: Tuple[int, int, int]) -> None:
+    """A small mark inside an object filled with ``fill``: nothing, a dot, or a bar through the centre, in
+    black or white, whichever contrasts more with the fill."""
     if mark == 'plain':
         return
     centre = polygon.mean(0)
     radius = 0.2 * float(np.linalg.norm(polygon - centre, axis=1).min() + 1)
-    colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+    colour = (0, 0, 0) if 0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2] > 128 else (255, 255, 255)
     if mark == 'dot':
         draw.ellipse([*(centre - radius), *(centre + radius)], fill=colour)
     else:
@@ -173,7 +180,7 @@ def _draw_mark(draw: ImageDraw.ImageDraw, rng: np.random.Generator, polygon: np.
 
 
 def make_classification(out_dir: str, num_train: int, num_val: int, num_classes: int = 6, seed: int = 0,
-                        size: int = 64, progress=None, family_size: int = 1) -> None:
+                        size: int = 64, progress=None, family_size: int = 1, clutter: bool = True) -> None:
     """Write ``{train,val}/<class>/<index>.png`` (mmpretrain CustomDataset layout): one shape per image
     (the label) with a random colour, pose and scale, on a cluttered background with a smaller distractor
     shape of another shape.
@@ -181,6 +188,8 @@ def make_classification(out_dir: str, num_train: int, num_val: int, num_classes:
     ``family_size`` > 1 gives classes with similarity structure, as real data has: classes come in
     families of ``family_size`` that share a shape and differ only in a small mark inside it (none, a dot,
     a bar; see ``MARKS``), so a class is much more like its siblings than like other families.
+    ``clutter=False`` makes the task easier: a plain gradient background, no distractor shape, aspect ratios
+    within 0.8-1.25 (so that shapes keep their identity).
     """
     if not 1 <= family_size <= len(MARKS):
         raise ValueError(f'family_size must be in [1, {len(MARKS)}] (one mark per family member), got {family_size}')
@@ -194,16 +203,17 @@ def make_classification(out_dir: str, num_train: int, num_val: int, num_classes:
             rng = np.random.default_rng(seed * 10_000_019 + offset + i)
             label = i % num_classes
             family = label // family_size
-            image = _background(rng, size, size)
+            image = _background(rng, size, size, clutter)
             draw = ImageDraw.Draw(image)
-            if num_families > 1:
+            if num_families > 1 and clutter:
                 distractor = int((family + rng.integers(1, num_families)) % num_families)
                 polygon = _place(rng, SHAPES[distractor], size, size, (0.15, 0.3))
                 draw.polygon([tuple(p) for p in polygon], fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
-            polygon = _place(rng, SHAPES[family], size, size, (0.45, 0.9))
-            draw.polygon([tuple(p) for p in polygon], fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+            polygon = _place(rng, SHAPES[family], size, size, (0.45, 0.9), (0.6, 1.6) if clutter else (0.8, 1.25))
+            fill = tuple(int(v) for v in rng.integers(0, 256, 3))
+            draw.polygon([tuple(p) for p in polygon], fill=fill)
             if family_size > 1:
-                _draw_mark(draw, rng, polygon, MARKS[label % family_size])
+                _draw_mark(draw, rng, polygon, MARKS[label % family_size], fill)
             folder = os.path.join(out_dir, split, names[label])
             os.makedirs(folder, exist_ok=True)
             image.save(os.path.join(folder, f'{i:06d}.png'))

@@ -5,7 +5,7 @@ model = dict(
     type='mmcompact.Distiller',
     student='{{fileDirname}}/ghostnetv3-0.5x.py',
     teacher='{{fileDirname}}/resnet18.py',
-    teacher_checkpoint='work_dirs/recipe_study/teacher/epoch_16.pth',
+    teacher_checkpoint='work_dirs/recipe_study/teacher/epoch_20.pth',
     student_recorders=dict(logits='head.fc'),
     teacher_recorders=dict(logits='head.fc'),
     distill_losses=dict(
