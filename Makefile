@@ -21,8 +21,9 @@ test: install
 # The fault tests alone: SIGKILL + resume, atomic writes, NaN guard (also under DDP), malicious checkpoints,
 # fuzzing.
 faults: install
-	$(PYTHON) -m pytest tests/test_reliability.py tests/test_security.py tests/test_fuzz.py tests/test_checkpoint_safety.py \
-		tests/test_distributed.py::test_nonfinite_guard_skips_the_step_on_every_rank
+	$(PYTHON) -m pytest tests/engine/test_reliability.py tests/checkpoint/test_security.py tests/test_fuzz.py \
+		tests/checkpoint/test_checkpoint_safety.py \
+		tests/engine/test_distributed.py::test_nonfinite_guard_skips_the_step_on_every_rank
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,10 +1,27 @@
 """Package metadata for mmcompact (``pip install -e .``)."""
 import re
+import shutil
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent
+
+
+class BuildPyWithConfigs(build_py):
+    """Ship configs/ inside the package as ``mmcompact/.mim/configs`` with ``.mim/model-index.yml`` (the
+    layout of mmdet and mmpretrain), so that ``_base_ = 'mmcompact::distill/...'`` resolves through MMEngine
+    from any install. In the source tree (editable installs) ``mmcompact/.mim/configs`` is a symlink."""
+
+    def run(self):
+        super().run()
+        mim = Path(self.build_lib) / 'mmcompact' / '.mim'
+        if mim.exists() or mim.is_symlink():
+            shutil.rmtree(mim)
+        shutil.copytree(HERE / 'configs', mim / 'configs', ignore=shutil.ignore_patterns('__pycache__'))
+        shutil.copy(HERE / 'mmcompact' / '.mim' / 'model-index.yml', mim / 'model-index.yml')
+
 VERSION = re.search(r"__version__ = '([^']+)'",
                     (HERE / 'mmcompact' / 'version.py').read_text()).group(1)
 
@@ -31,7 +48,8 @@ setup(
     ],
     extras_require={
         'deploy': ['onnx', 'onnxruntime', 'onnxscript'],  # tools/export_onnx.py
-        'tests': ['pytest', 'hypothesis', 'timm==1.0.31', 'onnx', 'onnxruntime', 'onnxscript'],
+        'tests': ['pytest', 'hypothesis', 'timm==1.0.31', 'onnx', 'onnxruntime', 'onnxscript', 'import-linter'],
     },
     license='Apache-2.0',
+    cmdclass={'build_py': BuildPyWithConfigs},
 )

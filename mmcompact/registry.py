@@ -13,5 +13,5 @@ MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmcompact',
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmcompact', locations=['mmcompact.engine'])
 # Candidate block types of the structure search (mmcompact.structure): ``type='InvertedResidual'`` etc. in
 # a search menu or in a ``StructuredBackbone`` block spec. Register your own with
-# ``@CANDIDATES.register_module()``; see ``mmcompact.structure.candidates`` for the constructor contract.
-CANDIDATES = Registry('structure candidate', scope='mmcompact', locations=['mmcompact.structure'])
+# ``@CANDIDATES.register_module()``; see ``mmcompact.models.blocks`` for the constructor contract.
+CANDIDATES = Registry('structure candidate', scope='mmcompact', locations=['mmcompact.models'])

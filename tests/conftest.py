@@ -123,9 +123,44 @@ structure_search = dict(
 def tiny_search(tmp_path_factory):
     """(config path, config): a ResNet-18 teacher (random weights) over 32x32 two-class images, 3-4
     candidates per block."""
-    from mmcompact.apis import load_config
+    from mmcompact.utils import load_config
     root = tmp_path_factory.mktemp('search')
     data = make_image_folder(root / 'cls', per_class=8, size=32)
     path = root / 'tiny_search.py'
     path.write_text(TINY_SEARCH.format(base=SEARCH_CONFIG, data=data))
     return str(path), load_config(str(path))
+
+
+def match_detections(reference, candidate, iou_threshold: float = 0.99) -> dict:
+    """Match two detectors' ``pred_instances`` (one image): same label and IoU >= ``iou_threshold``.
+
+    Returns counts, the number of reference boxes matched, and the max score difference of matches.
+    """
+    from mmdet.structures.bbox import bbox_overlaps
+    ref, cand = reference.pred_instances, candidate.pred_instances
+    result = dict(reference=len(ref), candidate=len(cand), matched=0, max_score_diff=0.0)
+    if len(ref) == 0 or len(cand) == 0:
+        return result
+    iou = bbox_overlaps(ref.bboxes, cand.bboxes)
+    iou[ref.labels[:, None] != cand.labels[None, :]] = 0
+    best_iou, best = iou.max(dim=1)
+    hit = best_iou >= iou_threshold
+    result['matched'] = int(hit.sum())
+    if hit.any():
+        result['max_score_diff'] = float((ref.scores[hit] - cand.scores[best[hit]]).abs().max())
+    return result
+
+
+def build_classifier(width, num_classes=1000, deploy=False):
+    """An mmpretrain GhostNetV3 classifier of ``width`` (the official head: 1x1 conv to 1280, then fc)."""
+    from mmengine.registry import MODELS, DefaultScope
+
+    from mmcompact.models.backbones.ghostnetv3 import LAST_CHANNELS
+    from mmcompact.utils import make_divisible
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(dict(
+            type='ImageClassifier',
+            backbone=dict(type='mmcompact.GhostNetV3', widen_factor=width, deploy=deploy),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='mmcompact.GhostNetV3ClsHead', num_classes=num_classes,
+                      in_channels=make_divisible(LAST_CHANNELS * width))))

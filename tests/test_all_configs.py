@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import ROOT
-from mmcompact.apis import build_model, detection_inputs, load_config
+from mmcompact.utils import build_model, detection_inputs, load_config
 
 CONFIGS = sorted(
     os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, 'configs', '**', '*.py'), recursive=True)

@@ -171,7 +171,7 @@ def test_malformed_coco_annotation_files(tmp_path, data, classes):
 
     from mmdet.datasets import CocoDataset
 
-    from mmcompact.datasets import CocoFormatError, check_coco_file
+    from mmcompact.data import CocoFormatError, check_coco_file
     path = tmp_path / 'instances.json'
     path.write_text(json.dumps(data))
     try:
@@ -191,7 +191,7 @@ def test_coco_annotation_without_area_is_refused(tmp_path):
     """Found by the fuzz test above: mmdet's CocoDataset raised KeyError 'area' on a file the check passed."""
     import json
 
-    from mmcompact.datasets import CocoFormatError, check_coco_file
+    from mmcompact.data import CocoFormatError, check_coco_file
     data = _valid_coco()
     del data['annotations'][0]['area']
     path = tmp_path / 'instances.json'
@@ -201,7 +201,7 @@ def test_coco_annotation_without_area_is_refused(tmp_path):
 
 
 def test_coco_file_that_is_not_json_or_missing(tmp_path):
-    from mmcompact.datasets import CocoFormatError, check_coco_file
+    from mmcompact.data import CocoFormatError, check_coco_file
     path = tmp_path / 'broken.json'
     path.write_text('{"images": [')
     with pytest.raises(CocoFormatError, match='not valid JSON'):

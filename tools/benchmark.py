@@ -45,6 +45,9 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f'--repeats must be at least 1, got {args.repeats}')
+    if min(args.shape) < 1 or args.iters < 1 or args.warmup < 0 or min(args.batch_sizes or [1]) < 1:
+        parser.error(f'--shape {args.shape[0]} {args.shape[1]}, --batch-sizes, --iters must be positive '
+                     '(e.g. --shape 224 224)')
     return args
 
 
@@ -78,12 +81,13 @@ def main(argv=None) -> int:
 
     import mmcompact  # noqa: F401
     from mmcompact.analysis import format_table, measure_latency, measure_train_step
-    from mmcompact.apis import build_model, load_config
+    from mmcompact.utils import build_model, load_config
     from mmcompact.reparam import reparameterize_model, set_moment_fusion
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     batch_sizes = args.batch_sizes or ([16] if args.train else [1, 16])
     try:
-        model = build_model(load_config(args.config)).eval()
+        model = build_model(load_config(args.config))
+        model.eval()
     except (FileNotFoundError, KeyError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1

@@ -25,7 +25,7 @@ def synthetic_batch(distiller, batch_size, shape):
     import torch
     from mmengine.structures import InstanceData
 
-    from mmcompact.apis import detection_inputs
+    from mmcompact.utils import detection_inputs
     if hasattr(distiller.student, 'bbox_head') or hasattr(distiller.student, 'rpn_head'):
         images, samples = detection_inputs(batch_size, shape)
         for s in samples:
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
 
     import mmcompact  # noqa: F401
     from mmcompact.analysis import format_table, measure_distill_overhead
-    from mmcompact.apis import build_model, load_config
+    from mmcompact.utils import build_model, load_config
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     try:
         cfg = load_config(args.config, {'model.teacher_checkpoint': None})

@@ -22,7 +22,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     import mmcompact  # noqa: F401
-    from mmcompact.checkpoint import convert_and_verify_ghostnetv3
+    from mmcompact.models import convert_and_verify_ghostnetv3
     try:
         report = convert_and_verify_ghostnetv3(args.src, args.out, use_ema=not args.no_ema,
                                                overwrite=args.force)

@@ -97,16 +97,13 @@ def save_plots(out_dir: str, teacher_log: list, student_log: list, table: list) 
 def main(argv=None) -> int:
     args = parse_args(argv)
     start = time.time()
-    sys.path.insert(0, HERE)
-    import fold as fold_tool
-    import make_synthetic
     import torch
-    import train as train_tool
 
     import mmcompact  # noqa: F401
     from mmcompact.analysis import count_complexity, format_table, measure_latency, read_scalars
-    from mmcompact.apis import (build_model, coco_data_options, deploy_config, evaluate, load_config,
-                                schedule_overrides)
+    from mmcompact.apis import coco_data_options, evaluate, run_tool, schedule_overrides
+    from mmcompact.deploy import deploy_config
+    from mmcompact.utils import build_model, load_config
     from mmcompact.checkpoint import safe_load
 
     work_dir = os.path.abspath(args.work_dir)
@@ -120,26 +117,26 @@ def main(argv=None) -> int:
     step(1, total, f'synthetic COCO-format data: {num_train} train + {num_val} val images -> {data_dir}')
     if os.path.isfile(os.path.join(data_dir, 'annotations', 'instances_val.json')):
         print('(already there: reused; delete the folder to regenerate)')
-    elif make_synthetic.main(['det', data_dir, '--num-train', str(num_train), '--num-val', str(num_val),
-                              '--classes', '3', '--min-size', '160', '--max-size', '256']):
+    elif run_tool(f'{HERE}/make_synthetic.py', ['det', data_dir, '--num-train', num_train, '--num-val', num_val,
+                                                 '--classes', 3, '--min-size', 160, '--max-size', 256]):
         return 1
 
     teacher_dir = os.path.join(work_dir, 'teacher')
     teacher_ckpt = os.path.join(teacher_dir, f'iter_{iters}.pth')
     step(2, total, f'train the teacher (RetinaNet-ResNet18-FPN, {iters} iterations) -> {teacher_dir}')
-    if train_tool.main([TEACHER, '--work-dir', teacher_dir] + cfg_options(options)):
+    if run_tool(f'{HERE}/train.py', [TEACHER, '--work-dir', teacher_dir] + cfg_options(options)):
         return 1
 
     student_dir = os.path.join(work_dir, 'student')
     step(3, total, f'distill the re-parameterized GhostNetV3-0.5x student ({iters} iterations) -> {student_dir}')
-    if train_tool.main([DISTILL, '--work-dir', student_dir] + cfg_options(
+    if run_tool(f'{HERE}/train.py', [DISTILL, '--work-dir', student_dir] + cfg_options(
             {**options, 'model.teacher_checkpoint': teacher_ckpt})):
         return 1
 
     step(4, total, 'fold the exported student and check it (tools/fold.py)')
     folded = os.path.join(student_dir, 'student_folded.pth')
-    if fold_tool.main([STUDENT, os.path.join(student_dir, 'student.pth'), folded, '--shape', '160', '160',
-                       '--force'] + cfg_options(coco_data_options(data_dir))):
+    if run_tool(f'{HERE}/fold.py', [STUDENT, os.path.join(student_dir, 'student.pth'), folded, '--shape', 160,
+                                     160, '--force'] + cfg_options(coco_data_options(data_dir))):
         return 1
 
     step(5, total, 'COCO evaluation of teacher, student (training form) and student (deploy form)')

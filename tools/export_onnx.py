@@ -49,26 +49,24 @@ def main(argv=None) -> int:
 
     import mmcompact  # noqa: F401
     from mmcompact.analysis import format_table, time_interleaved
-    from mmcompact.apis import build_model, fold_and_check, load_config, random_inputs
-    from mmcompact.checkpoint import UnsafeCheckpointError
-    from mmcompact.deploy import OnnxMismatchError, export_checked, onnx_runner
+    from mmcompact.checkpoint import CheckpointLoadError
+    from mmcompact.deploy import FoldMismatchError, OnnxMismatchError, export_checked, fold_checked, onnx_runner
+    from mmcompact.utils import build_model, load_config, random_inputs
     sizes = args.batch_sizes[:1] if args.static_batch else args.batch_sizes
     try:
-        model = build_model(load_config(args.config), checkpoint).eval()
+        model = build_model(load_config(args.config), checkpoint)
+        model.eval()
         session_threads = torch.get_num_threads()
         example = random_inputs((args.batch_sizes[0], 3, *args.shape))
-        folded, fold_diff = fold_and_check(model, example)
-        print(f'folded: max |train form - folded| = {fold_diff:.2e} (tolerance {args.tolerance:g})')
-        if not fold_diff <= args.tolerance:
-            print(f'error: the folded model differs from the training form by {fold_diff:.2e} > --tolerance '
-                  f'{args.tolerance:g}; nothing written', file=sys.stderr)
-            return 1
+        folded, fold_check = fold_checked(model, example, args.tolerance, '--tolerance', fuse_conv_bn=True)
+        print(f"folded: max |train form - folded| = {fold_check['max_abs_diff']:.2e} "
+              f'(tolerance {args.tolerance:g})')
         session, check = export_checked(folded, example, out, [random_inputs((bs, 3, *args.shape), seed=bs)
                                                                for bs in sizes],
                                         rtol=args.rtol, dynamic_batch=not args.static_batch,
                                         threads=session_threads, overwrite=args.force)
-    except (FileNotFoundError, FileExistsError, KeyError, ImportError, UnsafeCheckpointError,
-            OnnxMismatchError) as err:
+    except (FileNotFoundError, FileExistsError, KeyError, ImportError, CheckpointLoadError,
+            FoldMismatchError, OnnxMismatchError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     print(f'wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB)')

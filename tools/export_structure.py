@@ -12,16 +12,8 @@ import os
 import sys
 
 
-def parse_amount(text: str) -> float:
-    scale = {'K': 1e3, 'M': 1e6, 'G': 1e9}
-    text = text.strip().upper()
-    try:
-        return float(text[:-1]) * scale[text[-1]] if text[-1] in scale else float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not an amount such as 40M, 2.5M or 150000000')
-
-
 def parse_args(argv=None):
+    from mmcompact.analysis import parse_amount
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('search_dir')
     parser.add_argument('--macs', type=parse_amount, help='MACs budget (deploy form), e.g. 40M')

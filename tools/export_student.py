@@ -24,7 +24,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     import mmcompact  # noqa: F401
-    from mmcompact.apis import build_model, load_config
+    from mmcompact.utils import build_model, load_config
     from mmcompact.checkpoint import safe_load
     from mmcompact.distill import distiller_checkpoint_state, export_student
     try:

@@ -29,7 +29,8 @@ def main(argv=None) -> int:
     import mmcompact  # noqa: F401
     from mmcompact.analysis import (complexity_table, count_complexity, format_table,
                                     train_and_deploy_complexity)
-    from mmcompact.apis import build_model, deploy_config, load_config
+    from mmcompact.deploy import deploy_config
+    from mmcompact.utils import build_model, load_config
     try:
         cfg = load_config(args.config, args.cfg_options)
         shape = (1, 3, *args.shape)

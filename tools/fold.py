@@ -22,18 +22,24 @@ def parse_args(argv=None):
                         help='largest max-abs output difference accepted (default 1e-4)')
     parser.add_argument('--force', action='store_true', help='replace OUT if it exists')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if min(args.shape) < 1:
+        parser.error(f'--shape {args.shape[0]} {args.shape[1]}: the check input needs a positive height and width '
+                     '(e.g. --shape 224 224)')
+    if not args.tolerance >= 0:
+        parser.error(f'--tolerance must be a number >= 0, got {args.tolerance}')
+    return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     import mmcompact  # noqa: F401  (registers components, safe checkpoint loading)
-    from mmcompact.apis import fold_checkpoint
+    from mmcompact.deploy import fold_checkpoint
     try:
         report = fold_checkpoint(args.config, args.checkpoint, args.out, shape=(2, 3, *args.shape),
                                  tolerance=args.tolerance, overwrite=args.force,
                                  cfg_options=args.cfg_options)
-    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as err:
+    except (FileNotFoundError, FileExistsError, IsADirectoryError, ValueError, KeyError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     print(f"folded {report['folded_modules']} re-parameterizable modules")

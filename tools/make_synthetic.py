@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from tqdm import tqdm
 
-    from mmcompact.datasets import make_classification, make_coco_detection
+    from mmcompact.data import make_classification, make_coco_detection
     if os.path.isdir(args.out_dir) and os.listdir(args.out_dir) and not args.force:
         print(f'error: {args.out_dir} is not empty; choose another folder or pass --force', file=sys.stderr)
         return 1

@@ -13,8 +13,7 @@ import sys
 
 
 def parse_args(argv=None):
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from export_structure import parse_amount
+    from mmcompact.analysis import parse_amount
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('search_dir')
     parser.add_argument('--measured', help='JSON list of measured students')

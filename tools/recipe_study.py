@@ -19,7 +19,6 @@ recipe_study.png are rewritten after every finished run.
 import argparse
 import os
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -95,21 +94,20 @@ def det_plan(args, data: str, work_dir: str):
 
 
 def command(config: str, run_dir: str, options: dict) -> list:
-    return [sys.executable, TRAIN, config, '--work-dir', run_dir, '--cfg-options'] + \
-        [f'{k}={v}' for k, v in options.items()]
+    """tools/train.py's arguments for one run."""
+    return [config, '--work-dir', run_dir, '--cfg-options'] + [f'{k}={v}' for k, v in options.items()]
 
 
 def train(cmd: list, run_dir: str, metric: str, threads: int):
     """Run one training (resuming it if it was interrupted) unless it finished before; its final metric."""
     from mmcompact.analysis import final_metric
+    from mmcompact.apis import run_tool
     done = final_metric(run_dir, metric)
     if done is not None:
         return done
     os.makedirs(run_dir, exist_ok=True)
     resume = ['--resume'] if os.path.isfile(os.path.join(run_dir, 'last_checkpoint')) else []
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    with open(os.path.join(run_dir, 'train.log'), 'a') as log:
-        code = subprocess.call(cmd + resume, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    code = run_tool(TRAIN, cmd + resume, log=os.path.join(run_dir, 'train.log'), threads=threads, cwd=ROOT)
     if code:
         raise RuntimeError(f'training failed (exit {code}): see {run_dir}/train.log')
     score = final_metric(run_dir, metric)
@@ -118,18 +116,32 @@ def train(cmd: list, run_dir: str, metric: str, threads: int):
     return score
 
 
-def report(path: str, results: dict, teacher_score, metric_name: str, header: str, commands: list) -> str:
+def deploy_macs(student_config: str, variants: dict, size: int) -> dict:
+    """Deploy-form MACs of each variant's student (the same network for all of them, by design)."""
+    from mmcompact.analysis import count_complexity
+    from mmcompact.reparam import deploy_form
+    from mmcompact.utils import build_model, load_config
+    macs = {}
+    for name, (_, options) in variants.items():
+        backbone = {k: v for k, v in options.items() if k.startswith('model.backbone.')}
+        model = build_model(load_config(student_config, backbone))
+        macs[name] = count_complexity(deploy_form(model), (1, 3, size, size), parts=[]).macs
+    return macs
+
+
+def report(path: str, results: dict, teacher_score, metric_name: str, header: str, commands: list,
+           macs: dict) -> str:
     """Write results.md: per-seed scores, mean with 95% CI, Welch tests of the study's comparisons."""
     from mmcompact.analysis import mean_ci, welch_p
-    lines = [f'| variant | {metric_name} per seed | n | mean | 95% CI |', '|---|---|---|---|---|']
+    lines = [f'| variant | deploy MACs | {metric_name} per seed | n | mean | 95% CI |', '|---|---|---|---|---|---|']
     for name, scores in results.items():
         values = [scores[s] for s in sorted(scores)]
         if values:
             mean, half = mean_ci(values)
-            lines.append(f"| {name} | {', '.join(f'{v:.2f}' for v in values)} | {len(values)} | {mean:.2f} | "
-                         f'+-{half:.2f} |')
+            lines.append(f"| {name} | {macs[name] / 1e6:.2f}M | {', '.join(f'{v:.2f}' for v in values)} | "
+                         f'{len(values)} | {mean:.2f} | +-{half:.2f} |')
     if teacher_score is not None:
-        lines.append(f'| teacher | {teacher_score:.2f} | 1 | | |')
+        lines.append(f'| teacher | | {teacher_score:.2f} | 1 | | |')
     tests = ['| comparison | difference of means | Welch p |', '|---|---|---|']
     for a, b in COMPARISONS:
         if len(results.get(a, {})) > 1 and len(results.get(b, {})) > 1:
@@ -173,7 +185,7 @@ def main(argv=None) -> int:
     start = time.time()
     from tqdm import tqdm
 
-    from mmcompact.datasets import make_classification, make_coco_detection
+    from mmcompact.data import make_classification, make_coco_detection
     det = args.task == 'det'
     work_dir = os.path.abspath(args.work_dir or ('work_dirs/recipe_study_det' if det else
                                                  'work_dirs/recipe_study'))
@@ -189,6 +201,8 @@ def main(argv=None) -> int:
                                     clutter=CLS_DATA['clutter'], progress=bar.update)
         os.replace(data + '.part', data)
     teacher, variants, metric, note = (det_plan if det else cls_plan)(args, data, work_dir)
+    macs = deploy_macs(f'{DEMO}/student_retinanet_ghostnetv3-0.5x_synthetic.py' if det else
+                       f'{CLS}/ghostnetv3-0.5x.py', variants, 160 if det else CLS_DATA['size'])
     metric_name = 'bbox mAP' if det else 'top-1 (%)'
     threads = 1 if args.jobs > 1 else max(1, os.cpu_count() or 1)
     header = (f'# Recipe study (synthetic {args.task}, {args.num_train} train / {args.num_val} val images, '
@@ -204,8 +218,8 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             run_dir = os.path.join(work_dir, re.sub(r'[^a-z0-9]+', '_', name.lower()).strip('_'), f'seed{seed}')
             jobs.append((name, seed, command(config, run_dir, {**options, 'randomness.seed': seed}), run_dir))
-    commands = [' '.join(os.path.relpath(a, ROOT) if os.path.isabs(a) and a != sys.executable else a
-                         for a in ['python'] + cmd[1:]) for _, _, cmd, _ in jobs]
+    commands = ['python tools/train.py ' + ' '.join(os.path.relpath(a, ROOT) if os.path.isabs(a) else a
+                                                    for a in cmd) for _, _, cmd, _ in jobs]
     results = {name: {} for name in variants}
     scores = {}
     teacher_done = threading.Event()
@@ -231,7 +245,7 @@ def main(argv=None) -> int:
             bar.update(1)
             bar.write(f'== {name}' + ('' if seed is None else f', seed {seed}') + f': {metric_name} {score:.2f}')
             report(os.path.join(work_dir, 'results.md'), results, scores.get('teacher'), metric_name, header,
-                   commands)
+                   commands, macs)
             plot(os.path.join(work_dir, 'recipe_study.png'), results, scores.get('teacher'), metric_name,
                  ('RetinaNet-GhostNetV3-0.5x' if det else 'GhostNetV3-0.5x') + ' student, same deploy network')
         return score
@@ -245,7 +259,7 @@ def main(argv=None) -> int:
             except RuntimeError as err:
                 failures.append(f'{job[0]} seed {job[1]}: {err}')
     table = report(os.path.join(work_dir, 'results.md'), results, scores.get('teacher'), metric_name, header,
-                   commands)
+                   commands, macs)
     print(table)
     print(f'wrote {work_dir}/results.md and recipe_study.png in {(time.time() - start) / 60:.1f} min')
     for failure in failures:

@@ -52,7 +52,8 @@ def main(argv=None) -> int:
     from mmengine.registry import init_default_scope
     from tqdm import tqdm
 
-    from mmcompact.apis import load_config, resolve_work_dir, setup_launcher, shutdown_distributed
+    from mmcompact.apis import resolve_work_dir, setup_launcher, shutdown_distributed
+    from mmcompact.utils import load_config
     from mmcompact.structure import run_search
     try:
         cfg = load_config(args.config, args.cfg_options)

@@ -23,8 +23,7 @@ SEARCH_CONFIG = os.path.join(ROOT, 'configs', 'structure', 'resnet18_synthetic_c
 
 
 def parse_args(argv=None):
-    sys.path.insert(0, HERE)
-    from export_structure import parse_amount
+    from mmcompact.analysis import parse_amount
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/structure_study')
     parser.add_argument('--recipe-dir', default='work_dirs/recipe_study',
@@ -43,7 +42,7 @@ def uniform_width_config(cfg, budget: float, input_shape):
     widest (channels a multiple of 8) whose deploy MACs fit ``budget``."""
     from mmengine.config import Config
 
-    from mmcompact.apis import build_model
+    from mmcompact.utils import build_model
     from mmcompact.structure import count_deployed
 
     for channels in range(64, 0, -8):
@@ -59,14 +58,11 @@ def uniform_width_config(cfg, budget: float, input_shape):
 def main(argv=None) -> int:
     args = parse_args(argv)
     start = time.time()
-    import export_structure
-    import plot_structure
-    import search_structure
-    import train as train_tool
 
     import mmcompact  # noqa: F401
     from mmcompact.analysis import final_metric
-    from mmcompact.apis import build_model, load_config
+    from mmcompact.apis import run_tool
+    from mmcompact.utils import build_model, load_config
     from mmcompact.structure import count_deployed, export_structure as export_lib, load_search
     from mmcompact.structure.api import write_student_configs
 
@@ -84,11 +80,11 @@ def main(argv=None) -> int:
                     for split in ('train_dataloader', 'val_dataloader', 'test_dataloader')}
     commands = []
 
-    def tool(module, argv):
+    def tool(name, argv):
         shown = [os.path.relpath(a) if isinstance(a, str) and os.path.isabs(a) else str(a) for a in argv]
-        commands.append(f'python tools/{module.__name__}.py ' + ' '.join(shown))
-        if module.main([str(a) for a in argv]):
-            raise RuntimeError(f'{module.__name__} failed: {argv}')
+        commands.append(f'python tools/{name}.py ' + ' '.join(shown))
+        if run_tool(os.path.join(HERE, f'{name}.py'), argv):
+            raise RuntimeError(f'tools/{name}.py failed: {argv}')
 
     search_dir = os.path.join(work_dir, 'search')
     commands.append(f'python tools/structure_study.py --work-dir {args.work_dir} --recipe-dir {args.recipe_dir} '
@@ -98,7 +94,7 @@ def main(argv=None) -> int:
     if not os.path.isfile(os.path.join(search_dir, 'search.json')):
         options = dict(data_options, **{'structure_search.teacher_checkpoint': teacher_ckpt,
                                         'structure_search.epochs': args.search_epochs})
-        tool(search_structure, [SEARCH_CONFIG, '--work-dir', search_dir, '--resume', '--cfg-options']
+        tool('search_structure', [SEARCH_CONFIG, '--work-dir', search_dir, '--resume', '--cfg-options']
              + [f'{k}={v}' for k, v in options.items()])
     result = load_search(search_dir)
     input_shape = tuple(result['input_shape'])
@@ -114,7 +110,7 @@ def main(argv=None) -> int:
         if 'learned' in args.methods:
             out = os.path.join(work_dir, tag, 'learned')
             if not os.path.isfile(os.path.join(out, 'student_kd.py')):
-                tool(export_structure, [search_dir, '--macs', budget, '--out', out])
+                tool('export_structure', [search_dir, '--macs', budget, '--out', out])
             students['learned'] = out
         if 'random' in args.methods:
             rng = random.Random(int(budget))
@@ -144,7 +140,7 @@ def main(argv=None) -> int:
             for seed in args.seeds:
                 run_dir = os.path.join(out, f'seed{seed}')
                 if final_metric(run_dir, 'accuracy/top1') is None:
-                    tool(train_tool, [os.path.join(out, 'student_kd.py'), '--work-dir', run_dir, '--cfg-options']
+                    tool('train', [os.path.join(out, 'student_kd.py'), '--work-dir', run_dir, '--cfg-options']
                          + [f'{k}={v}' for k, v in dict(train_options, **{'randomness.seed': seed}).items()])
                 top1 = final_metric(run_dir, 'accuracy/top1')
                 measured.append(dict(name=method, budget=budget, macs=macs, seed=seed, top1=top1))
@@ -171,7 +167,7 @@ def main(argv=None) -> int:
                 f"{result['costs']['teacher']['macs'] / 1e6:.2f}M MACs. Search: {search_minutes:.1f} min; "
                 f"additivity Spearman {check['spearman']:.3f} over {len(check['choices'])} configurations.\n\n"
                 'Commands:\n\n```\n' + '\n'.join(commands) + '\n```\n')
-    plot_structure.main([search_dir, '--measured', os.path.join(work_dir, 'measured.json'), '--out', work_dir])
+    tool('plot_structure', [search_dir, '--measured', os.path.join(work_dir, 'measured.json'), '--out', work_dir])
     print(table)
     print(f'wrote {work_dir}/results.md in {(time.time() - start) / 60:.1f} min')
     return 0

@@ -26,15 +26,16 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     import mmcompact  # noqa: F401
-    from mmcompact.apis import evaluate, load_config, resolve_work_dir, setup_launcher, shutdown_distributed
-    from mmcompact.checkpoint import UnsafeCheckpointError
-    from mmcompact.datasets import CocoFormatError, check_coco_datasets
+    from mmcompact.apis import evaluate, resolve_work_dir, setup_launcher, shutdown_distributed
+    from mmcompact.utils import load_config
+    from mmcompact.checkpoint import CheckpointLoadError
+    from mmcompact.data import CocoFormatError, check_coco_datasets
     try:
         cfg = load_config(args.config, args.cfg_options)
         check_coco_datasets(cfg, ('test',))
         setup_launcher(cfg, args.launcher)
         metrics = evaluate(cfg, args.checkpoint, resolve_work_dir(cfg, args.config, args.work_dir))
-    except (FileNotFoundError, KeyError, UnsafeCheckpointError, CocoFormatError) as err:
+    except (FileNotFoundError, KeyError, CheckpointLoadError, CocoFormatError) as err:
         shutdown_distributed(wait=False)
         print(f'error: {err}', file=sys.stderr)
         return 1

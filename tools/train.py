@@ -33,15 +33,16 @@ def main(argv=None) -> int:
     import mmcompact  # noqa: F401  (registers components, safe checkpoint loading)
     from mmengine.runner import Runner
 
-    from mmcompact.apis import load_config, resolve_work_dir, setup_launcher, shutdown_distributed
-    from mmcompact.checkpoint import UnsafeCheckpointError
-    from mmcompact.datasets import CocoFormatError, check_coco_datasets
+    from mmcompact.apis import check_load_from, resolve_work_dir, setup_launcher, shutdown_distributed
+    from mmcompact.checkpoint import CheckpointLoadError
+    from mmcompact.data import CocoFormatError, check_coco_datasets
+    from mmcompact.utils import load_config
     try:
         cfg = load_config(args.config, args.cfg_options)
         if not args.no_data_check:  # malformed annotations: one clear error now, not a crash mid-run
             check_coco_datasets(cfg, ('train', 'val') if cfg.get('val_cfg') else ('train',))
-    except (FileNotFoundError, KeyError, CocoFormatError) as err:
-        print(f'error: {err}', file=sys.stderr)
+    except (FileNotFoundError, KeyError, CocoFormatError, SyntaxError, ValueError) as err:
+        print(f'error: {config_error(err, args.config)}', file=sys.stderr)
         return 1
     setup_launcher(cfg, args.launcher)
     cfg.work_dir = resolve_work_dir(cfg, args.config, args.work_dir)
@@ -57,14 +58,34 @@ def main(argv=None) -> int:
     if args.resume not in (None, 'auto') and not osp.isfile(args.resume):
         print(f'error: --resume checkpoint {args.resume!r} does not exist', file=sys.stderr)
         return 1
+    try:  # build everything the run needs first, so that a config error is one line, before any training
+        runner = Runner.from_cfg(cfg)
+        runner.train_loop  # noqa: B018 (builds the loop: a wrong train_cfg key fails here)
+        check_load_from(runner, cfg)
+    except (KeyError, TypeError, ValueError, FileNotFoundError, CheckpointLoadError) as err:
+        shutdown_distributed(wait=False)
+        print(f'error: {config_error(err, args.config)}', file=sys.stderr)
+        return 1
     try:
-        Runner.from_cfg(cfg).train()
-    except (UnsafeCheckpointError, FloatingPointError) as err:  # refused checkpoint, NonFiniteLossHook stop
+        runner.train()
+    except (CheckpointLoadError, FloatingPointError) as err:  # refused checkpoint, NonFiniteLossHook stop
         shutdown_distributed(wait=False)
         print(f'error: {err}', file=sys.stderr)
         return 1
     shutdown_distributed()
     return 0
+
+
+def config_error(err: Exception, config: str) -> str:
+    """One line naming what is wrong with the config or its inputs and where to fix it."""
+    text = str(err).strip().strip('"').splitlines()[0] if str(err).strip() else type(err).__name__
+    if isinstance(err, SyntaxError):
+        return f'{config} is not valid Python (line {err.lineno}): {err.msg}'
+    if isinstance(err, TypeError) and 'unexpected keyword argument' in text:
+        return f'{text}: a config key has no such argument; check its spelling in {config} or --cfg-options'
+    if isinstance(err, KeyError) and 'not in the' in text and 'registry' in text:
+        return f'{text}: check the type name in {config} (and custom_imports for other packages)'
+    return text
 
 
 if __name__ == '__main__':

@@ -1,5 +1,6 @@
 # Shared pieces of the quick-start detectors: the synthetic COCO-format data written by
 # `tools/make_synthetic.py det work_dirs/demo/data --classes 3 ...`, a short AdamW schedule, CPU-sized.
+custom_imports = dict(imports=['mmcompact'], allow_failed_imports=False)  # mmcompact.CheckpointHook
 data_root = 'work_dirs/demo/data/'
 classes = ('circle', 'triangle', 'square')
 image_scale = (160, 160)
@@ -48,7 +49,7 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=max_iters, by_epoch=False, max_keep_ckpts=1),
+    checkpoint=dict(type='mmcompact.CheckpointHook', interval=max_iters, by_epoch=False, max_keep_ckpts=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

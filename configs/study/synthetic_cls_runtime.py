@@ -1,6 +1,7 @@
 # Shared pieces of the recipe study on synthetic classification data
 # (`tools/make_synthetic.py cls work_dirs/recipe_study/data --classes 6 --size 64`).
 default_scope = 'mmpretrain'
+custom_imports = dict(imports=['mmcompact'], allow_failed_imports=False)  # mmcompact.CheckpointHook
 data_root = 'work_dirs/recipe_study/data'
 data_preprocessor = dict(num_classes=6, mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
                          to_rgb=True)
@@ -27,7 +28,8 @@ optim_wrapper = dict(optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
 param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True, T_max=max_epochs, eta_min=1e-5)]
 default_hooks = dict(timer=dict(type='IterTimerHook'), logger=dict(type='LoggerHook', interval=50),
                      param_scheduler=dict(type='ParamSchedulerHook'),
-                     checkpoint=dict(type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1),
+                     checkpoint=dict(type='mmcompact.CheckpointHook', interval=max_epochs,
+                                     max_keep_ckpts=1),
                      sampler_seed=dict(type='DistSamplerSeedHook'))
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='nccl'))
 log_level = 'INFO'

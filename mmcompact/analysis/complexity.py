@@ -6,20 +6,25 @@ get_flops uses) for those ops only, everything else (BN, pooling, upsampling, ac
 the convention of the GhostNetV3 paper and most compact-model papers. BN is free in the deploy form
 anyway, since it folds into the conv before it.
 """
-import copy
+import argparse
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-from mmengine.analysis.complexity_analysis import _DEFAULT_SUPPORTED_FLOP_OPS
 from mmengine.analysis.jit_analysis import JitModelAnalysis
+from mmengine.analysis.jit_handles import (addmm_flop_jit, bmm_flop_jit, conv_flop_jit, einsum_flop_jit,
+                                           linear_flop_jit, matmul_flop_jit)
 from torch import nn
 
-from ..reparam import reparameterize_model
+from ..reparam import deploy_form
 
-MAC_OPS = ('aten::_convolution', 'aten::addmm', 'aten::linear', 'aten::matmul', 'aten::mm',
-           'aten::bmm', 'aten::einsum')
+# The ops counted and MMEngine's public handle for each (the ones its FlopAnalyzer uses for them).
+MAC_HANDLES = {'aten::_convolution': conv_flop_jit, 'aten::addmm': addmm_flop_jit, 'aten::linear': linear_flop_jit,
+               'aten::matmul': matmul_flop_jit, 'aten::mm': matmul_flop_jit, 'aten::bmm': bmm_flop_jit,
+               'aten::einsum': einsum_flop_jit}
+MAC_OPS = tuple(MAC_HANDLES)
 
 
 @dataclass
@@ -60,7 +65,7 @@ def _children_and_stages(module: nn.Module, prefix: str) -> List[str]:
 
 def _mac_analyzer(model: nn.Module, inputs: Tuple) -> JitModelAnalysis:
     analyzer = JitModelAnalysis(model, inputs)
-    analyzer.set_op_handle(**{op: _DEFAULT_SUPPORTED_FLOP_OPS[op] for op in MAC_OPS})
+    analyzer.set_op_handle(**MAC_HANDLES)
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
     analyzer.tracer_warnings('none')
@@ -107,7 +112,7 @@ def train_and_deploy_complexity(model: nn.Module, input_shape: Sequence[int] = (
                                 parts: Optional[Sequence[str]] = None) -> Tuple[Complexity, Complexity]:
     """(training form, deploy form) complexity; the deploy form is folded on a copy, ``model`` is kept."""
     train = count_complexity(model, input_shape, parts)
-    deployed = reparameterize_model(copy.deepcopy(model).eval())
+    deployed = deploy_form(model)
     return train, count_complexity(deployed, input_shape, train.part_params.keys())
 
 
@@ -145,3 +150,20 @@ def format_table(rows: List[List[str]], total_row: bool = True) -> str:
         if j == 0 or (total_row and j == len(rows) - 2):
             lines.append('  '.join('-' * w for w in widths))
     return '\n'.join(lines)
+
+
+class AmountError(argparse.ArgumentTypeError, ValueError):
+    """Not a usable amount (argparse shows the message as it is)."""
+
+
+def parse_amount(text: str) -> float:
+    """'40M', '2.5M', '150k', '1.2G' or a plain number -> float; finite and > 0, or ``AmountError``."""
+    scale = {'K': 1e3, 'M': 1e6, 'G': 1e9}
+    text = str(text).strip().upper()
+    try:
+        value = float(text[:-1]) * scale[text[-1]] if text and text[-1] in scale else float(text)
+    except ValueError:
+        raise AmountError(f'{text!r} is not an amount such as 40M, 2.5M or 150000000') from None
+    if not (math.isfinite(value) and value > 0):
+        raise AmountError(f'{text!r} is not a positive finite amount: give a budget such as 40M')
+    return value

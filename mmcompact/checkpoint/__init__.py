@@ -1,10 +1,13 @@
-"""Checkpoint safety (weights-only loading, atomic writes) and converters."""
-from .ghostnetv3 import (convert_and_verify_ghostnetv3, convert_ghostnetv3_state_dict,
-                         load_ghostnetv3_source)
-from .io import save_atomic
-from .safe_load import UnsafeCheckpointError, allow_globals, install, safe_load
+"""Checkpoint safety: weights-only loading of MMEngine checkpoints, atomic writes with a content hash."""
+from .fit import CheckpointMismatchError, check_checkpoint_fits, checkpoint_weights
+from .io import (HASH_SUFFIX, atomic_file, file_sha256, remove_stale_temporaries, save_atomic,
+                 write_checkpoint_bytes)
+from .safe_load import (CheckpointLoadError, CorruptCheckpointError, UnsafeCheckpointError, allow_globals, install,
+                        safe_load, verify_hash)
 
 __all__ = [
-    'convert_and_verify_ghostnetv3', 'convert_ghostnetv3_state_dict', 'load_ghostnetv3_source',
-    'save_atomic', 'UnsafeCheckpointError', 'allow_globals', 'install', 'safe_load'
+    'CheckpointMismatchError', 'check_checkpoint_fits', 'checkpoint_weights',
+    'HASH_SUFFIX', 'atomic_file', 'file_sha256', 'remove_stale_temporaries', 'save_atomic',
+    'write_checkpoint_bytes', 'CheckpointLoadError', 'CorruptCheckpointError', 'UnsafeCheckpointError',
+    'allow_globals', 'install', 'safe_load', 'verify_hash'
 ]

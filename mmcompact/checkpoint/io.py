@@ -1,24 +1,90 @@
-"""Atomic, non-clobbering checkpoint writes: mmcompact's own writers and, once installed, MMEngine's local
-file backend (runner checkpoints, ``last_checkpoint``)."""
+"""Atomic, non-clobbering checkpoint writes with a content hash: mmcompact's own writers and, once
+installed, MMEngine's local file backend (runner checkpoints, ``last_checkpoint``)."""
+import hashlib
+import io
 import os
+import re
+import stat
 import tempfile
 from contextlib import contextmanager
+from typing import List
 
 import torch
+
+
+HASH_SUFFIX = '.sha256'
+_TMP_SUFFIX = '.tmp'
+
+
+def file_sha256(path: str) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB chunks)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _plain_write_mode(path: str) -> int:
+    """The permission bits a plain ``open(path, 'w')`` would leave: the existing file's, or 0o666 minus the
+    umask for a new file."""
+    if os.path.exists(path):
+        return stat.S_IMODE(os.stat(path).st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def remove_stale_temporaries(directory: str) -> List[str]:
+    """Delete the temporaries ``atomic_file`` left in ``directory`` when a process was killed mid-write:
+    hidden ``.<name>.<pid>.<random>.tmp`` files whose writing process no longer runs. Returns their paths."""
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return removed
+    for name in names:
+        match = re.fullmatch(r'\..+\.(\d+)\.[^.]+\.tmp', name)
+        if match is None or _process_alive(int(match.group(1))):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            os.unlink(path)
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextmanager
 def atomic_file(path: str, mode: str = 'wb', encoding=None):
     """Open a temporary file beside ``path``; on a clean exit flush, fsync and rename it onto ``path``.
 
-    A process killed at any point leaves either the previous ``path`` or the new one, never a torn file
-    (at most a hidden ``.<name>.*.tmp`` beside it).
+    A process killed at any point leaves either the previous ``path`` or the new one, never a torn file;
+    its temporary (``.<name>.<pid>.<random>.tmp``) is removed by the next write into that folder. The file
+    gets the permissions a plain write would (umask respected, an existing file's mode kept).
     """
     path = os.path.abspath(path)
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path), suffix='.tmp')
+    remove_stale_temporaries(directory)
+    permissions = _plain_write_mode(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f'.{os.path.basename(path)}.{os.getpid()}.',
+                               suffix=_TMP_SUFFIX)
     try:
+        os.fchmod(fd, permissions)
         with os.fdopen(fd, mode, encoding=encoding) as f:
             yield f
             f.flush()
@@ -30,8 +96,23 @@ def atomic_file(path: str, mode: str = 'wb', encoding=None):
         raise
 
 
+def write_checkpoint_bytes(data: bytes, path: str) -> None:
+    """Write a checkpoint's bytes atomically with a ``<path>.sha256`` sidecar that ``safe_load`` verifies.
+
+    Order: the old sidecar goes first, then the file is replaced, then the new sidecar is written, so a
+    kill at any point leaves a file whose sidecar (if any) is its own.
+    """
+    sidecar = path + HASH_SUFFIX
+    if os.path.exists(sidecar):
+        os.unlink(sidecar)
+    with atomic_file(path, 'wb') as f:
+        f.write(data)
+    with atomic_file(sidecar, 'w') as f:
+        f.write(f'{hashlib.sha256(data).hexdigest()}  {os.path.basename(path)}\n')
+
+
 def save_atomic(obj, path: str, overwrite: bool = False) -> str:
-    """``torch.save`` through ``atomic_file``: never a half-written file.
+    """``torch.save`` written atomically, with its SHA-256 sidecar (``write_checkpoint_bytes``).
 
     Refuses to replace an existing ``path`` unless ``overwrite``; returns ``path``.
     """
@@ -39,19 +120,23 @@ def save_atomic(obj, path: str, overwrite: bool = False) -> str:
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f'{path} already exists; choose another output path (or pass --force / '
                               'overwrite=True to replace it)')
-    with atomic_file(path) as f:
-        torch.save(obj, f)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_checkpoint_bytes(buffer.getvalue(), path)
     return path
 
 
 def install_atomic_local_writes() -> None:
     """Make MMEngine's ``LocalBackend.put``/``put_text`` (used by ``save_checkpoint`` and the
-    CheckpointHook) write through ``atomic_file``. Idempotent."""
+    CheckpointHook) write through ``atomic_file``; ``.pth`` files get their SHA-256 sidecar. Idempotent."""
     from mmengine.fileio.backends import LocalBackend
     if getattr(LocalBackend.put, '_mmcompact_atomic', False):
         return
 
     def put(self, obj: bytes, filepath) -> None:
+        if str(filepath).endswith('.pth'):
+            write_checkpoint_bytes(obj, str(filepath))
+            return
         with atomic_file(str(filepath), 'wb') as f:
             f.write(obj)
 

@@ -12,6 +12,8 @@ import importlib
 import os.path as osp
 import pickle
 import re
+
+from .io import HASH_SUFFIX, file_sha256
 from typing import Iterable, List
 
 import torch
@@ -26,8 +28,16 @@ _NUMPY_GLOBALS = (
 _MMENGINE_GLOBALS = ('mmengine.logging.history_buffer.HistoryBuffer', )
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError, ValueError):
+class CheckpointLoadError(ValueError):
+    """A checkpoint was refused: unsafe, corrupt, truncated or not a checkpoint (the message says which)."""
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError, CheckpointLoadError):
     """A checkpoint pickles a global that is not on the allow-list; nothing from it was executed."""
+
+
+class CorruptCheckpointError(CheckpointLoadError):
+    """A checkpoint is empty, truncated, not a checkpoint, or differs from the hash recorded when written."""
 
 
 def _resolve(qualname: str):
@@ -66,6 +76,22 @@ def allow_globals(qualnames: Iterable[str]) -> None:
     torch.serialization.add_safe_globals(objs)
 
 
+def verify_hash(filename: str) -> None:
+    """If ``filename`` has a ``.sha256`` sidecar (mmcompact writes one with every checkpoint), check the
+    file against it; ``CorruptCheckpointError`` on a mismatch. Files without one (written elsewhere) pass."""
+    sidecar = filename + HASH_SUFFIX
+    if not osp.isfile(sidecar):
+        return
+    with open(sidecar) as f:
+        expected = (f.read().split() or [''])[0]
+    actual = file_sha256(filename)
+    if actual != expected:
+        raise CorruptCheckpointError(
+            f'checkpoint {filename!r} does not match the SHA-256 recorded when it was written ({sidecar}): '
+            'its bytes changed since (disk or copy corruption). Use an earlier checkpoint; delete the '
+            '.sha256 file only if you know the file is good.')
+
+
 def safe_load(filename: str, map_location=None):
     """``torch.load(filename, weights_only=True)`` with the allow-list; refusals raise UnsafeCheckpointError.
 
@@ -74,9 +100,23 @@ def safe_load(filename: str, map_location=None):
     filename = osp.expanduser(str(filename))
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename!r} does not exist (check the path)')
+    if osp.getsize(filename) == 0:
+        raise CorruptCheckpointError(f'checkpoint {filename!r} is empty (0 bytes): it was never written '
+                                     'completely; use an earlier checkpoint')
+    verify_hash(filename)
     try:
         return torch.load(filename, map_location=map_location, weights_only=True)
+    except (EOFError, RuntimeError, KeyError) as err:  # truncated zip, no central directory, a text file
+        raise CorruptCheckpointError(
+            f'checkpoint {filename!r} cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:160]}): '
+            'it is truncated or not a PyTorch checkpoint; use an earlier checkpoint') from None
     except pickle.UnpicklingError as err:
+        refusal = isinstance(err, UnsafeCheckpointError) or isinstance(err.__context__, UnsafeCheckpointError) \
+            or 'global' in str(err).lower()
+        if not refusal:
+            raise CorruptCheckpointError(
+                f'checkpoint {filename!r} is not a PyTorch checkpoint (unpickling failed: '
+                f'{str(err).splitlines()[0][:160]}); check the path') from None
         refused = err if isinstance(err, UnsafeCheckpointError) else err.__context__
         if isinstance(refused, UnsafeCheckpointError):  # raised by restricted_getattr inside torch.load
             raise UnsafeCheckpointError(f'refused to load {filename!r}: {refused}. Nothing from the file '

@@ -4,10 +4,9 @@ from .distiller import Distiller, load_model_config
 from .export import distiller_checkpoint_state, export_student
 from .losses import (ChannelWiseDivergence, DenseHeadKDLoss, DKDLoss, FeatureMSELoss, KLDivergence,
                      PKDLoss, SoftTargetCrossEntropy)
-from .recorders import Recorder
 
 __all__ = [
     'ConvBNConnector', 'SpatialConnector', 'Distiller', 'load_model_config', 'ChannelWiseDivergence',
     'DenseHeadKDLoss', 'DKDLoss', 'FeatureMSELoss', 'KLDivergence', 'PKDLoss', 'SoftTargetCrossEntropy',
-    'Recorder', 'distiller_checkpoint_state', 'export_student'
+    'distiller_checkpoint_state', 'export_student'
 ]

@@ -14,41 +14,35 @@ from mmengine.config import Config, ConfigDict
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import DefaultScope
-from mmengine.runner import load_checkpoint
 from torch import nn
 
+from ..checkpoint import check_checkpoint_fits, checkpoint_weights, safe_load
 from ..registry import MODELS
-from .recorders import Recorder
-
-CONFIG_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), 'configs')
-
+from ..utils import Recorder
 
 def load_model_config(spec: Union[str, dict], role: str):
     """(model config, default scope or None) from an inline dict or a config file path.
 
-    Paths: absolute (write ``'{{fileDirname}}/x.py'`` for one relative to the config that names it),
-    ``'mmcompact::x.py'`` (mmcompact's configs/), ``'mmdet::x.py'`` / ``'mmpretrain::x.py'``. A plain relative
-    path is refused: it would depend on the working directory.
+    Paths: absolute (write ``'{{fileDirname}}/x.py'`` for one relative to the config that names it), or a
+    package config ``'mmcompact::folder/x.py'`` / ``'mmdet::folder/x.py'`` / ``'mmpretrain::folder/x.py'``
+    (MMEngine's external-config mechanism: the package's ``.mim/configs``, from any install). A plain
+    relative path is refused: it would depend on the working directory.
     """
     if isinstance(spec, dict):
         return ConfigDict(copy.deepcopy(spec)), None
     if not isinstance(spec, str):
         raise TypeError(f'{role} must be a model config dict or a config file path, got {type(spec).__name__}')
-    if spec.startswith('mmcompact::'):
-        path = os.path.join(CONFIG_ROOT, spec[len('mmcompact::'):])
-    elif '::' in spec:
+    if '::' in spec:
         from mmengine.hub import get_config
         cfg = get_config(spec)
-        return cfg.model, cfg.get('default_scope')
     elif os.path.isabs(spec):
-        path = spec
+        if not os.path.isfile(spec):
+            raise FileNotFoundError(f"{role} config '{spec}' does not exist")
+        cfg = Config.fromfile(spec)
     else:
         raise ValueError(f"{role} config path '{spec}' is relative, so it would depend on the working directory. "
                          f"Write '{{{{fileDirname}}}}/{spec}' to resolve it relative to the config that names it, "
-                         f"or 'mmcompact::{spec}' for a config under mmcompact's configs/.")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{role} config '{spec}' does not exist (looked for {path})")
-    cfg = Config.fromfile(path)
+                         f"or 'mmcompact::<folder>/<name>.py' for a config that ships with mmcompact.")
     model = cfg.model
     if 'data_preprocessor' in cfg:  # mmpretrain configs keep it at the top level
         model.setdefault('data_preprocessor', cfg.data_preprocessor)
@@ -137,7 +131,10 @@ class Distiller(BaseModel):
         self.data_preprocessor = self.student.data_preprocessor
         teacher_model = build_in_scope(teacher_cfg, teacher_scope)
         if teacher_checkpoint is not None:
-            load_checkpoint(teacher_model, teacher_checkpoint, map_location='cpu', strict=True)
+            checkpoint = safe_load(teacher_checkpoint, map_location='cpu')
+            check_checkpoint_fits(teacher_model.state_dict().keys(), checkpoint, teacher_checkpoint,
+                                  'model.teacher_checkpoint')
+            teacher_model.load_state_dict(checkpoint_weights(checkpoint), strict=True)
         teacher_model.requires_grad_(False).eval()
         # Outside the module tree on purpose: see the class docstring.
         self.__dict__['teacher'] = teacher_model

@@ -5,9 +5,10 @@ from typing import Dict, Sequence
 
 import torch
 
-from ..apis import fold_and_check, random_inputs
 from ..checkpoint import save_atomic
+from ..deploy import fold_checked
 from ..reparam import foldable_modules
+from ..utils import random_inputs, strip_prefix
 
 
 def export_student(distiller, state_dict: Dict[str, torch.Tensor], out_dir: str, fold: bool = True,
@@ -28,12 +29,9 @@ def export_student(distiller, state_dict: Dict[str, torch.Tensor], out_dir: str,
                                       os.path.join(out_dir, 'student.pth'), overwrite=overwrite))
     student.eval()
     if fold and foldable_modules(student):
-        folded, diff = fold_and_check(student, random_inputs(check_shape).to(
-            next(student.parameters()).device))
-        if not diff <= tolerance:
-            raise ValueError(f'folded student differs by {diff:.3g} > {tolerance:g}; the folded checkpoint '
-                             'was not written')
-        report['fold_diff'] = diff
+        folded, check = fold_checked(student, random_inputs(check_shape).to(next(student.parameters()).device),
+                                     tolerance, 'the export tolerance (StudentExportHook.tolerance)')
+        diff = report['fold_diff'] = check['max_abs_diff']
         report['deploy'] = save_atomic(dict(meta=dict(deploy=True, fold_max_abs_diff=diff),
                                             state_dict=folded.state_dict()),
                                        os.path.join(out_dir, 'student_deploy.pth'), overwrite=overwrite)
@@ -48,4 +46,4 @@ def distiller_checkpoint_state(checkpoint: dict, use_ema: bool = True) -> Dict[s
     """
     if use_ema or 'ema_state_dict' not in checkpoint:
         return checkpoint['state_dict']
-    return {k[len('module.'):]: v for k, v in checkpoint['ema_state_dict'].items() if k.startswith('module.')}
+    return strip_prefix(checkpoint['ema_state_dict'], 'module.')

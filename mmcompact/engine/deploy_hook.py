@@ -4,10 +4,12 @@ import os
 from typing import Optional, Sequence
 
 from mmengine.dist import is_main_process
-from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmengine.hooks import EMAHook, Hook
 
+from ..checkpoint import save_atomic
+from ..deploy import fold_checked
 from ..registry import HOOKS
+from ..utils import ema_weights, random_inputs, unwrap_model
 
 
 @HOOKS.register_module()
@@ -32,22 +34,19 @@ class DeployHook(Hook):
         self._checked = False
 
     def _fold(self, runner, model):
-        from ..apis import fold_and_check, random_inputs
         device = next(model.parameters()).device
-        folded, diff = fold_and_check(model, random_inputs(self.check_shape).to(device))
-        if not diff <= self.tolerance:
-            raise ValueError(f'folded model differs from the training form by {diff:.3g} > tolerance '
-                             f'{self.tolerance:g} (DeployHook.tolerance)')
+        folded, check = fold_checked(model, random_inputs(self.check_shape).to(device), self.tolerance,
+                                     'DeployHook.tolerance')
         if not self._checked:
-            runner.logger.info(f'DeployHook: folded model matches the training form (max abs diff {diff:.2e})')
+            runner.logger.info('DeployHook: folded model matches the training form (max abs diff '
+                               f"{check['max_abs_diff']:.2e})")
             self._checked = True
         return folded
 
     def _swap_in_folded(self, runner) -> None:
         if not self.eval_folded:
             return
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        folded = self._fold(runner, model)
+        folded = self._fold(runner, unwrap_model(runner.model))
         runner.model.val_step = folded.val_step  # the loops call model.val_step / model.test_step
         runner.model.test_step = folded.test_step
 
@@ -70,14 +69,12 @@ class DeployHook(Hook):
     def after_train(self, runner) -> None:
         if not self.export or not is_main_process():
             return
-        from ..checkpoint import save_atomic
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap_model(runner.model)
         source = 'model'
-        ema = next((h for h in runner.hooks if type(h).__name__ == 'EMAHook'), None)
+        ema = next((h for h in runner.hooks if isinstance(h, EMAHook)), None)
         if ema is not None:
             model = copy.deepcopy(model)
-            model.load_state_dict({k[len('module.'):]: v for k, v in ema.ema_model.state_dict().items()
-                                   if k.startswith('module.')}, strict=True)
+            model.load_state_dict(ema_weights(ema.ema_model), strict=True)
             source = 'EMA'
         folded = self._fold(runner, model)
         path = save_atomic(dict(meta=dict(deploy=True, weights=source), state_dict=folded.state_dict()),

@@ -9,15 +9,15 @@ from typing import Optional, Sequence
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import MMLogger
-from mmengine.model import is_model_wrapper
 
 from ..registry import HOOKS
+from ..utils import unwrap_model
 
 SCHEDULES = ('constant', 'linear_warmup', 'cosine', 'step')
 
 
 def _distiller(runner):
-    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    model = unwrap_model(runner.model)
     if not hasattr(model, 'distill_weight'):
         raise TypeError(f'{type(model).__name__} is not a Distiller: distillation hooks need '
                         "model=dict(type='mmcompact.Distiller', ...)")

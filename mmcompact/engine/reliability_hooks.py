@@ -1,31 +1,16 @@
 """Hooks that make long runs survive faults: exact resume (RNG state in checkpoints) and a guard against
 non-finite losses and poisoned checkpoints."""
+import copy
 import math
-import random
 from typing import Optional
 
-import numpy as np
 import torch
 from mmengine.dist import all_reduce
-from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmengine.hooks import EMAHook, Hook
 from mmengine.runner import IterBasedTrainLoop
 
 from ..registry import HOOKS
-
-
-def rng_state() -> dict:
-    """Python, numpy and torch RNG states, as weights-only-loadable values."""
-    name, keys, *rest = np.random.get_state()
-    return dict(python=random.getstate(), numpy=(name, torch.from_numpy(keys.astype(np.int64)), *rest),
-                torch=torch.get_rng_state())
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state['python'])
-    name, keys, *rest = state['numpy']
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    torch.set_rng_state(state['torch'])
+from ..utils import rng_state, set_rng_state, unwrap_model
 
 
 class _RestoreAfterReplay:
@@ -93,13 +78,15 @@ class RandomStateHook(Hook):
 class NonFiniteLossHook(Hook):
     """Guard against NaN/Inf losses.
 
-    ``action='skip'``: a step whose loss terms are not all finite is not applied (its backward still runs,
-    so DDP stays in step; gradients are dropped), counted in the log as ``train/nonfinite_skipped``, and
-    training stops once ``max_skips`` steps were skipped. ``action='stop'``: stop at the first one. The
-    error names the loss term(s) and the iteration. Independently, a checkpoint whose weights are not all
-    finite is never written: the run stops instead, naming the first bad tensor.
+    ``action='skip'``: a step whose loss terms are not all finite is not applied and leaves the model as it
+    was before its forward: parameters, buffers (BatchNorm running statistics, which the forward already
+    moved) and the EMA copy. Its backward still runs, so DDP stays in step; gradients are dropped. Skips are
+    logged as ``train/nonfinite_skipped``, counted in checkpoints (so ``max_skips`` survives ``--resume``),
+    and training stops once more than ``max_skips`` steps were skipped. ``action='stop'``: stop at the first
+    one. The error names the loss term(s) and the iteration. Independently, a checkpoint whose weights are
+    not all finite is never written: the run stops instead, naming the first bad tensor.
     """
-    priority = 'VERY_HIGH'
+    priority = 'VERY_HIGH'  # before EMAHook (ABOVE_NORMAL): a skipped step's EMA update is undone
 
     def __init__(self, action: str = 'skip', max_skips: Optional[int] = 100):
         if action not in ('skip', 'stop'):
@@ -107,9 +94,12 @@ class NonFiniteLossHook(Hook):
         self.action, self.max_skips = action, max_skips
         self.skipped = 0
         self._bad = []
+        self._buffers = None      # the model's buffers before this iteration's forward
+        self._skipped_now = False
+        self._ema_before = None   # the EMA weights to restore after EMAHook averaged a skipped step in
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap_model(runner.model)
         parse_losses, optim_wrapper = model.parse_losses, runner.optim_wrapper
         update_params = optim_wrapper.update_params
 
@@ -133,6 +123,10 @@ class NonFiniteLossHook(Hook):
                                          'data, or use NonFiniteLossHook(action="skip") to skip such steps')
             optim_wrapper.backward(optim_wrapper.scale_loss(loss))
             optim_wrapper.zero_grad()
+            with torch.no_grad():  # undo what the forward did to the buffers (BN statistics, counters)
+                for buffer, saved in zip(model.buffers(), self._buffers):
+                    buffer.copy_(saved)
+            self._skipped_now = True
             self.skipped += 1
             runner.logger.warning(f'skipped the step of non-finite loss at {where} ({self.skipped} skipped)')
             if self.max_skips is not None and self.skipped > self.max_skips:
@@ -142,10 +136,37 @@ class NonFiniteLossHook(Hook):
         model.parse_losses = checked_parse_losses
         optim_wrapper.update_params = guarded_update_params
 
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        self._restore_ema(runner)
+        self._skipped_now = False
+        self._buffers = [b.detach().clone() for b in unwrap_model(runner.model).buffers()]
+
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         runner.message_hub.update_scalar('train/nonfinite_skipped', self.skipped)
+        ema = next((h for h in runner.hooks if isinstance(h, EMAHook)), None)
+        if self._skipped_now and ema is not None:  # EMAHook (after this hook) will average the step in
+            self._ema_before = copy.deepcopy(ema.ema_model.state_dict())
+
+    def _restore_ema(self, runner) -> None:
+        """Put back the EMA weights of before a skipped step (EMAHook averaged it in after this hook ran)."""
+        if self._ema_before is None:
+            return
+        ema = next(h for h in runner.hooks if isinstance(h, EMAHook))
+        ema.ema_model.load_state_dict(self._ema_before)
+        self._ema_before = None
+
+    def before_val_epoch(self, runner) -> None:
+        self._restore_ema(runner)
+
+    def after_train(self, runner) -> None:
+        self._restore_ema(runner)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        self.skipped = int(checkpoint.get('meta', {}).get('nonfinite_skipped', self.skipped))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        self._restore_ema(runner)  # before EMAHook (lower priority) writes the EMA weights
+        checkpoint.setdefault('meta', {})['nonfinite_skipped'] = self.skipped
         for key in ('state_dict', 'ema_state_dict'):
             for name, value in checkpoint.get(key, {}).items():
                 if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all():

@@ -2,11 +2,11 @@
 from .convert import RepConvBNPair, find_conv_bn_pairs, reparameterize_conv_bn_pairs
 from .fuse import FoldError, fuse_conv_bn_weights, identity_kernel, pad_kernel
 from .modules import ConvBN, RepConvBN, set_moment_fusion
-from .reparameterize import (foldable_modules, fuse_conv_bn_pairs, max_abs_diff,
+from .reparameterize import (deploy_form, foldable_modules, fuse_conv_bn_pairs, max_abs_diff,
                              reparameterize_model)
 
 __all__ = [
     'FoldError', 'fuse_conv_bn_weights', 'identity_kernel', 'pad_kernel', 'ConvBN', 'RepConvBN',
-    'foldable_modules', 'fuse_conv_bn_pairs', 'max_abs_diff', 'reparameterize_model', 'RepConvBNPair',
-    'find_conv_bn_pairs', 'reparameterize_conv_bn_pairs', 'set_moment_fusion'
+    'deploy_form', 'foldable_modules', 'fuse_conv_bn_pairs', 'max_abs_diff', 'reparameterize_model',
+    'RepConvBNPair', 'find_conv_bn_pairs', 'reparameterize_conv_bn_pairs', 'set_moment_fusion'
 ]

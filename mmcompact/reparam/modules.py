@@ -148,7 +148,11 @@ class RepConvBN(nn.Module):
         self.identity = build_norm_layer(norm_cfg, out_channels)[1] if self.has_identity else None
 
     def _fuse_moments(self) -> bool:
+        """The fused path computes training-mode BatchNorm: only when every branch's BN is in training mode
+        (``norm_eval``, frozen stages and ``.eval()`` put the BNs, not this module, in eval mode)."""
         if not self.training or self.moment_fusion is False or self.num_branches < 2:
+            return False
+        if not all(getattr(branch.bn, 'training', False) for branch in self.branches):
             return False
         if self.moment_fusion == 'auto' and self.in_channels > (self.num_branches - 1) * self.out_channels:
             return False

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..utils import eval_copy
 from .fuse import FoldError, check_foldable_norm, fuse_conv_bn_weights
 from .modules import make_folded_conv
 
@@ -70,6 +71,14 @@ def reparameterize_model(model: nn.Module, inplace: bool = True, fuse_conv_bn: b
     if fuse_conv_bn:
         fuse_conv_bn_pairs(model)
     return model
+
+
+def deploy_form(model: nn.Module) -> nn.Module:
+    """The network as it ships, built on an eval-mode copy (``model`` is kept): every re-parameterizable
+    module folded and every conv + BatchNorm pair of known order fused (see ``reparameterize_model``). The
+    one definition of "deploy form": params/FLOPs are counted on it (flops tool, structure cost table) and
+    ONNX export writes it."""
+    return reparameterize_model(eval_copy(model), fuse_conv_bn=True)
 
 
 def fuse_conv_bn_pairs(model: nn.Module) -> nn.Module:

@@ -1,7 +1,7 @@
 """Compact structure learning: block-wise distillation of candidate blocks, exact costs, and a knapsack
 selection under a FLOPs and/or parameter budget (see ../shared/reference/structure-learning.md)."""
 from .api import choose, export_structure, load_search, predicted_front, run_search
-from .candidates import (BasicResidual, DepthwiseSeparable, GhostBlock, Interface, InvertedResidual, Keep,
+from ..models.blocks import (BasicResidual, DepthwiseSeparable, GhostBlock, Interface, InvertedResidual, Keep,
                          Skip, build_candidate, candidate_label)
 from .knapsack import InfeasibleBudget, Selection, pareto_front, select
 from .partition import Block, default_blocks, probe_blocks

@@ -10,11 +10,11 @@ from mmengine.logging import MMLogger
 from mmengine.runner import Runner, set_random_seed
 from torch import nn
 
-from ..apis import build_model
 from ..checkpoint import safe_load, save_atomic
 from ..checkpoint.io import atomic_file
 from .knapsack import Selection, pareto_front, select
 from .search import STATE_FILE, BlockwiseDistillation, CandidateBank, additivity_check
+from ..utils import build_model
 from .space import assemble, build_search_space, cost_table, count_deployed
 
 RESULT_FILE = 'search.json'
@@ -38,6 +38,10 @@ def search_settings(cfg: Config) -> dict:
     if len(settings['input_shape']) != 3 or min(settings['input_shape']) <= 0:
         raise ValueError(f"structure_search.input_shape must be (C, H, W) with positive sizes, got "
                          f"{settings['input_shape']}")
+    for key in ('epochs', 'checkpoint_interval', 'log_interval', 'correlation_samples'):
+        value = settings.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ValueError(f'structure_search.{key} must be a whole number >= 1, got {value!r}')
     checkpoint = settings.get('teacher_checkpoint')
     if checkpoint is not None and not os.path.isfile(checkpoint):
         raise FileNotFoundError(f"structure_search.teacher_checkpoint '{checkpoint}' does not exist: give "

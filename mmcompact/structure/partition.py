@@ -5,8 +5,8 @@ from typing import List, Sequence, Tuple
 import torch
 from torch import nn
 
-from ..distill.recorders import Recorder
-from .candidates import Interface
+from ..models.blocks import Interface
+from ..utils import Recorder
 
 
 def default_blocks(backbone: nn.Module) -> List[str]:
@@ -67,14 +67,3 @@ def probe_blocks(backbone: nn.Module, paths: Sequence[str], input_shape: Sequenc
         interface = Interface(int(x.shape[1]), int(y.shape[1]), int(x.shape[-1] // y.shape[-1]))
         blocks.append(Block(path, interface, tuple(int(v) for v in x.shape[1:])))
     return blocks
-
-
-def get_module(root: nn.Module, path: str) -> nn.Module:
-    return root.get_submodule(path)
-
-
-def set_module(root: nn.Module, path: str, module: nn.Module) -> None:
-    """Replace the submodule at ``path`` (e.g. ``layers.1`` or ``layer2``) by ``module``."""
-    parent_path, _, name = path.rpartition('.')
-    parent = root.get_submodule(parent_path) if parent_path else root
-    parent._modules[name] = module

@@ -21,9 +21,8 @@ from mmengine.registry import OPTIMIZERS
 from torch import nn
 
 from ..checkpoint import safe_load, save_atomic
-from ..distill.recorders import Recorder
-from ..engine.reliability_hooks import rng_state, set_rng_state
-from .candidates import OutputAffine
+from ..models.blocks import OutputAffine
+from ..utils import Recorder, rng_state, set_rng_state
 from .space import SearchSpace, assemble
 
 STATE_FILE = 'search_state.pth'

@@ -7,10 +7,11 @@ from mmengine.logging import MMLogger
 from torch import nn
 
 from ..analysis import count_complexity
-from ..reparam import reparameterize_model
-from .candidates import (Keep, build_candidate, candidate_class, candidate_label, copy_block,
+from ..reparam import deploy_form
+from ..models.blocks import (Keep, build_candidate, candidate_class, candidate_label, copy_block,
                          why_not_applicable)
-from .partition import Block, default_blocks, probe_blocks, set_module
+from ..utils import set_module
+from .partition import Block, default_blocks, probe_blocks
 
 
 @dataclass
@@ -75,11 +76,6 @@ def build_search_space(backbone: nn.Module, input_shape: Sequence[int],
                              "dict(type='Keep') to structure_search.candidates")
         menus.append(kept)
     return SearchSpace(probed, menus)
-
-
-def deploy_form(module: nn.Module) -> nn.Module:
-    """A folded copy (re-param branches and conv-BN pairs fused), in eval mode: what gets deployed."""
-    return reparameterize_model(copy.deepcopy(module).eval(), fuse_conv_bn=True)
 
 
 def count_deployed(module: nn.Module, input_shape: Sequence[int]) -> Dict[str, int]:

@@ -21,6 +21,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...reparam import ConvBN, RepConvBN, reparameterize_model, set_moment_fusion
 from ...registry import MODELS
+from ...utils import make_divisible
 
 # [kernel, hidden, out, se_ratio, stride] per block, grouped into stages 0..8 (stage 9 is the 1x1 conv).
 GHOSTNETV3_ARCH = (
@@ -40,12 +41,6 @@ LAST_CHANNELS = 960
 
 
 MIN_INPUT_SIZE = 33  # smallest size whose stride-32 maps the DFC attention can still pool
-
-
-def make_divisible(value: float, divisor: int = 4) -> int:
-    """Round ``value`` to a multiple of ``divisor`` (at least ``divisor``), never more than 10% below it."""
-    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * value else rounded
 
 
 class SqueezeExcite(nn.Module):

@@ -18,8 +18,8 @@ def build_structured_backbone(backbone: dict, blocks: Dict[str, dict], deploy: b
     necks and heads configured for it still fit); its forward is unchanged. ``deploy=True`` builds the
     candidates' folded form, so a folded checkpoint loads strictly.
     """
-    from ...structure.candidates import Interface, build_candidate
-    from ...structure.partition import set_module
+    from ...utils import set_module
+    from ..blocks import Interface, build_candidate
     model = MODELS.build(backbone)
     modules = dict(model.named_modules())
     for path, spec in blocks.items():

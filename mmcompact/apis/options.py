@@ -1,0 +1,22 @@
+"""``--cfg-options`` builders of the demo and the studies (what their train.py runs override)."""
+from typing import Any, Dict
+
+
+def schedule_overrides(iters: int) -> Dict[str, Any]:
+    """``--cfg-options`` that shorten/lengthen an iteration-based quick-start schedule to ``iters``
+    (train loop, validation at the end, linear warm-up over the first 10% (at most 30 iterations) then
+    cosine, final checkpoint)."""
+    warmup = max(1, min(30, iters // 10))
+    return {'train_cfg.max_iters': iters, 'train_cfg.val_interval': iters, 'param_scheduler.0.end': warmup,
+            'param_scheduler.1.begin': warmup, 'param_scheduler.1.end': iters,
+            'default_hooks.checkpoint.interval': iters}
+
+
+def coco_data_options(data_root: str) -> Dict[str, Any]:
+    """``--cfg-options`` pointing a COCO-format detection config (train/val/test dataloaders and the
+    evaluators) at the dataset written by ``tools/make_synthetic.py det DATA_ROOT``."""
+    root = data_root.rstrip('/') + '/'
+    options = {f'{split}_dataloader.dataset.data_root': root for split in ('train', 'val', 'test')}
+    options.update({f'{split}_evaluator.ann_file': root + 'annotations/instances_val.json'
+                    for split in ('val', 'test')})
+    return options

@@ -1,0 +1,253 @@
+"""Compact structure learning: knapsack optimality, exact costs, block-wise distillation, export, resume."""
+import itertools
+import os
+import random
+
+import pytest
+import torch
+from mmengine.config import Config
+
+import mmcompact  # noqa: F401
+from mmcompact.utils import build_model, load_config
+from mmcompact.registry import CANDIDATES
+from mmcompact.reparam import reparameterize_model
+from mmcompact.structure import (InfeasibleBudget, Interface, assemble, build_candidate, count_deployed,
+                                 cost_table, pareto_front, rank_correlation, select)
+from mmcompact.structure.api import build_teacher_and_space, search_settings
+from mmcompact.structure.search import BlockwiseDistillation
+from mmcompact.reparam import deploy_form
+
+from conftest import ROOT, randomize_bn, torchrun_two_processes
+
+def brute_force(scores, costs, budgets):
+    best = None
+    for choice in itertools.product(*[range(len(s)) for s in scores]):
+        totals = [sum(costs[b][c][k] for b, c in enumerate(choice)) for k in range(len(budgets))]
+        if all(t <= budget for t, budget in zip(totals, budgets)):
+            score = sum(scores[b][c] for b, c in enumerate(choice))
+            best = score if best is None else min(best, score)
+    return best
+
+
+def brute_force_selection(scores, costs, budgets):
+    """(lowest score, its choices) over every feasible selection, costs summed in block order; None if none."""
+    best = None
+    for choice in itertools.product(*[range(len(s)) for s in scores]):
+        totals = [0.0] * len(budgets)
+        for b, c in enumerate(choice):
+            totals = [t + v for t, v in zip(totals, costs[b][c])]
+        if all(t <= budget for t, budget in zip(totals, budgets)):
+            score = 0.0
+            for b, c in enumerate(choice):
+                score += scores[b][c]
+            if best is None or score < best[0]:
+                best = (score, choice)
+    return best
+
+
+def _check_against_brute_force(scores, costs, budgets):
+    optimum = brute_force_selection(scores, costs, budgets)
+    if optimum is None:
+        with pytest.raises(InfeasibleBudget):
+            select(scores, costs, budgets)
+        return False
+    result = select(scores, costs, budgets)
+    assert result.score == pytest.approx(optimum[0], abs=1e-12)
+    assert all(c <= b for c, b in zip(result.cost, budgets))  # never over budget, not even by rounding
+    return True
+
+
+@pytest.mark.parametrize('kinds', [1, 2])
+@pytest.mark.parametrize('integer', [True, False])
+def test_knapsack_matches_brute_force_on_random_tables(kinds, integer):
+    """Real-valued (and integer) costs of one or two kinds, with ties in scores and budgets on the boundary."""
+    rng = random.Random(kinds * 10 + integer)
+    feasible = 0
+    for _ in range(200):
+        scores = [[rng.choice([rng.random(), 0.5, 0.25]) for _ in range(rng.randint(1, 4))]
+                  for _ in range(rng.randint(1, 5))]
+        draw = (lambda: float(rng.randint(0, 12))) if integer else (lambda: rng.uniform(0, 1e6) * rng.random())
+        costs = [[[draw() for _ in range(kinds)] for _ in s] for s in scores]
+        if rng.random() < 0.5:  # a budget exactly at the cost of some selection: the feasibility boundary
+            pick = [rng.randrange(len(s)) for s in scores]
+            budgets = [0.0] * kinds
+            for b, c in enumerate(pick):
+                budgets = [t + v for t, v in zip(budgets, costs[b][c])]
+        else:
+            budgets = [sum(max(c[k] for c in row) for row in costs) * rng.random() for k in range(kinds)]
+        feasible += _check_against_brute_force(scores, costs, budgets)
+    assert feasible > 100
+
+
+def test_knapsack_is_exact_where_rounding_costs_up_was_not():
+    """The issue's example: (0, 0) costs 2.999 <= 3 and scores 0; a grid rounding up picked (0, 1)."""
+    result = select([[0, 1], [0, 1]], [[[1.001], [0]], [[1.998], [0]]], [3.0])
+    assert result.choice == (0, 0) and result.score == 0.0
+    # a budget met only exactly, with costs that are not multiples of any grid step
+    assert select([[0, 1], [0, 1]], [[[0.1], [0]], [[0.2], [0]]], [0.1 + 0.2]).choice == (0, 0)
+
+
+def test_infeasible_budget_states_the_smallest_cost():
+    with pytest.raises(InfeasibleBudget, match='cheapest choice costs 5'):
+        select([[0.0, 1.0], [0.0, 1.0]], [[[4], [2]], [[9], [3]]], [4])
+
+
+def test_pareto_front_is_monotone_and_optimal_at_each_point():
+    rng = random.Random(3)
+    scores = [[rng.random() for _ in range(4)] for _ in range(4)]
+    costs = [[rng.randint(0, 10) for _ in range(4)] for _ in range(4)]
+    front = pareto_front(scores, costs)
+    assert [p.cost[0] for p in front] == sorted(p.cost[0] for p in front)
+    assert all(a.score > b.score for a, b in zip(front, front[1:]))
+    for point in front:
+        assert point.score == pytest.approx(brute_force(scores, [[[c] for c in row] for row in costs],
+                                                        [point.cost[0]]))
+
+
+def test_rank_correlation():
+    assert rank_correlation([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert rank_correlation([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+
+
+@pytest.mark.parametrize('name', sorted(set(CANDIDATES.module_dict) - {'Keep', 'Skip'}))
+@pytest.mark.parametrize('interface', [Interface(16, 16, 1), Interface(16, 24, 2)])
+def test_every_candidate_keeps_the_interface_and_folds_exactly(name, interface):
+    module = randomize_bn(build_candidate(dict(type=name), interface)).eval()
+    x = torch.randn(2, interface.in_channels, 16, 16)
+    y = module(x)
+    assert y.shape == (2, interface.out_channels, 16 // interface.stride, 16 // interface.stride)
+    folded = deploy_form(module)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    torch.testing.assert_close(folded(x), y, atol=1e-4, rtol=1e-4)
+    # deploy=True builds what tools/fold.py writes (re-param branches folded) and loads it strictly.
+    deployed = build_candidate(dict(type=name), interface, deploy=True)
+    deployed.load_state_dict(reparameterize_model(module, inplace=False).state_dict())
+
+
+def test_cost_table_matches_the_flops_counter_on_assembled_models(tiny_search):
+    _, cfg = tiny_search
+    settings = search_settings(cfg)
+    model, space = build_teacher_and_space(cfg, settings)
+    table = cost_table(model, space, settings['input_shape'])
+    assert table['teacher'] == count_deployed(model, (3, 32, 32))
+    rng = random.Random(0)
+    for _ in range(4):
+        choice = [rng.randrange(len(m)) for m in space.menus]
+        exact = count_deployed(assemble(model, space, choice), (3, 32, 32))
+        for kind in ('macs', 'params'):
+            assert exact[kind] == table['fixed'][kind] + sum(table['table'][b][c][kind]
+                                                             for b, c in enumerate(choice))
+
+
+def _search(cfg, work_dir):
+    from mmengine.runner import Runner, set_random_seed
+    settings = search_settings(cfg)
+    set_random_seed(0)
+    model, space = build_teacher_and_space(cfg, settings)
+    randomize_bn(model)
+    loaders = [Runner.build_dataloader(cfg[k], seed=0) for k in ('train_dataloader', 'val_dataloader')]
+    return BlockwiseDistillation(model, space, *loaders, str(work_dir), epochs=settings['epochs'],
+                                 optimizer=dict(type='Adam', lr=3e-3), checkpoint_interval=2)
+
+
+def test_blockwise_distillation_reduces_every_candidates_loss(tiny_search, tmp_path):
+    _, cfg = tiny_search
+    search = _search(cfg, tmp_path)
+    before = search.scores()
+    search.run()
+    after = search.scores()
+    for b, labels in enumerate(search.space.labels):
+        for c, label in enumerate(labels):
+            if label == 'keep':  # the teacher's block itself, frozen: error 0
+                assert before[b][c] < 1e-10 and after[b][c] < 1e-10
+            elif label != 'skip':
+                assert after[b][c] < before[b][c], (search.space.blocks[b].path, label)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_search_resumes_to_the_same_weights(tiny_search, tmp_path):
+    _, cfg = tiny_search
+    reference = _search(cfg, tmp_path / 'full')
+    reference.run()
+    interrupted = _search(cfg, tmp_path / 'cut')
+    calls = []
+
+    def stop_at_seven(n):
+        calls.append(n)
+        if len(calls) == 7:  # iteration 7 of 12 (4 per epoch); the last checkpoint is at epoch 2, step 2
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        interrupted.run(progress=stop_at_seven)
+    resumed = _search(cfg, tmp_path / 'cut')
+    resumed.run(resume=True)
+    for key, value in reference.bank.state_dict().items():
+        assert torch.equal(value, resumed.bank.state_dict()[key]), key
+    assert resumed.history == reference.history
+
+
+def test_search_and_export_tools(tiny_search, tmp_path, cli):
+    config, _ = tiny_search
+    work = tmp_path / 'search'
+    code, out, err = cli('search_structure.py', config, '--work-dir', work)
+    assert code == 0, err
+    assert 'additivity: Spearman' in out and (work / 'search.json').exists()
+    code, out, err = cli('search_structure.py', config, '--work-dir', work)
+    assert code == 1 and 'exists' in err  # never overwrites a finished search without --resume
+
+    code, _, err = cli('export_structure.py', work, '--macs', '1K')
+    assert code == 1 and 'smallest achievable' in err
+    code, out, err = cli('export_structure.py', work, '--macs', '40M', '--out', tmp_path / 'export')
+    assert code == 0, err
+    assert 'slack' in out
+    code, _, err = cli('export_structure.py', work, '--macs', '40M', '--out', tmp_path / 'export')
+    assert code == 1 and '--force' in err
+
+    code, out, err = cli('plot_structure.py', work, '--out', tmp_path / 'plots')
+    assert code == 0, err
+    for name in ('pareto', 'heatmap', 'structures', 'additivity'):
+        assert (tmp_path / 'plots' / f'{name}.png').stat().st_size > 0
+
+    # The exported config builds, initialises from the block-distilled checkpoint and classifies.
+    student_cfg = Config.fromfile(str(tmp_path / 'export' / 'student.py'))
+    student = build_model(student_cfg)
+    student.init_weights()
+    init = torch.load(tmp_path / 'export' / 'student_init.pth', weights_only=True)['state_dict']
+    for key, value in student.state_dict().items():
+        assert torch.equal(value, init[key]), key
+    student.eval()
+    assert student(torch.randn(2, 3, 32, 32), mode='tensor').shape == (2, 2)
+    kd = build_model(Config.fromfile(str(tmp_path / 'export' / 'student_kd.py')))
+    assert type(kd).__name__ == 'Distiller'
+
+
+def test_structured_backbone_runs_in_a_detector():
+    cfg = load_config(os.path.join(ROOT, 'configs', 'demo', 'teacher_retinanet_r18_fpn_synthetic.py'))
+    backbone = cfg.model.backbone
+    cfg.model.backbone = dict(type='mmcompact.StructuredBackbone', backbone=backbone, blocks=dict(
+        layer2=dict(type='InvertedResidual', in_channels=64, out_channels=128, stride=2, expand_ratio=3),
+        layer3=dict(type='GhostBlock', in_channels=128, out_channels=256, stride=2),
+        layer4=dict(type='Keep', in_channels=256, out_channels=512, stride=2, num_blocks=1)))
+    detector = build_model(cfg).eval()
+    feats = detector.extract_feat(torch.randn(1, 3, 128, 128))
+    assert [f.shape[1] for f in feats] == [cfg.model.neck.out_channels] * len(feats)
+
+
+def test_structured_backbone_names_a_wrong_block_path():
+    cfg = dict(type='mmcompact.StructuredBackbone', backbone=dict(type='mmpretrain.ResNet', depth=18),
+               blocks={'layer9': dict(type='Skip', in_channels=64, out_channels=64, stride=1)})
+    with pytest.raises(KeyError, match="no module 'layer9'"):
+        build_model(Config(dict(model=cfg)))
+
+
+def test_search_runs_under_torchrun_with_two_cpu_processes(tiny_search, tmp_path):
+    """torchrun + gloo: the candidates train as one DDP module; rank 0 writes the result."""
+    config, _ = tiny_search
+    result = torchrun_two_processes(['tools/search_structure.py', config, '--work-dir', tmp_path / 'search',
+                                     '--launcher', 'pytorch'], port=29665)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count('additivity: Spearman') == 1  # printed by rank 0 only
+    assert (tmp_path / 'search' / 'search.json').exists()

@@ -1,0 +1,149 @@
+"""The tools through their CLIs (in process: same argv parsing, exit codes and messages)."""
+import os
+
+import pytest
+import torch
+
+from conftest import ROOT, randomize_bn, run_tool
+from mmcompact.deploy import deploy_config
+from mmcompact.utils import build_model, load_config
+from mmcompact.checkpoint import safe_load, save_atomic
+from mmcompact.reparam import max_abs_diff
+
+CLS_CONFIG = os.path.join(ROOT, 'configs', 'ghostnetv3', 'ghostnetv3-0.5x_8xb128_in1k.py')
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """A 'trained' training-form GhostNetV3 0.5x checkpoint (random weights and BN statistics)."""
+    torch.manual_seed(0)
+    model = randomize_bn(build_model(load_config(CLS_CONFIG)))
+    path = tmp_path_factory.mktemp('ckpt') / 'trained.pth'
+    save_atomic({'state_dict': model.state_dict()}, str(path))
+    return model.eval(), path
+
+
+def test_fold_writes_a_checked_deploy_checkpoint(trained, tmp_path, cli):
+    model, checkpoint = trained
+    out = tmp_path / 'deploy.pth'
+    code, stdout, stderr = cli('fold.py', CLS_CONFIG, checkpoint, out, '--shape', 64, 64)
+    assert code == 0, stderr
+    assert 'max abs difference, folded vs original' in stdout and 'params: 3.395M -> 2.842M' in stdout
+    deployed = build_model(deploy_config(load_config(CLS_CONFIG))[0]).eval()
+    deployed.load_state_dict(safe_load(str(out))['state_dict'], strict=True)
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        assert max_abs_diff(model(x), deployed(x)) <= 1e-5
+    before = out.stat().st_mtime_ns
+    code, _, stderr = cli('fold.py', CLS_CONFIG, checkpoint, out, '--shape', 64, 64)
+    assert code == 1 and 'already exists' in stderr and out.stat().st_mtime_ns == before
+
+
+def test_fold_refuses_bad_requests(trained, tmp_path, cli):
+    _, checkpoint = trained
+    size = checkpoint.stat().st_size
+    code, _, stderr = cli('fold.py', CLS_CONFIG, checkpoint, checkpoint, '--force')
+    assert code == 1 and 'is the input checkpoint' in stderr and checkpoint.stat().st_size == size
+    code, _, stderr = cli('fold.py', CLS_CONFIG, tmp_path / 'missing.pth', tmp_path / 'o.pth')
+    assert code == 1 and 'missing.pth' in stderr and 'does not exist' in stderr
+    code, _, stderr = cli('fold.py', tmp_path / 'nope.py', checkpoint, tmp_path / 'o.pth')
+    assert code == 1 and 'nope.py' in stderr and 'does not exist' in stderr
+    code, _, stderr = cli('fold.py', CLS_CONFIG, checkpoint, tmp_path / 'o.pth', '--tolerance', 0,
+                          '--shape', 64, 64)
+    assert code == 1 and 'nothing was written' in stderr and not (tmp_path / 'o.pth').exists()
+
+
+def test_fold_reports_a_model_with_nothing_to_fold(tmp_path, cli):
+    config = tmp_path / 'resnet18.py'
+    config.write_text("_base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'\n")
+    checkpoint = save_atomic({'state_dict': build_model(load_config(str(config))).state_dict()},
+                             str(tmp_path / 'r18.pth'))
+    code, _, stderr = cli('fold.py', config, checkpoint, tmp_path / 'o.pth')
+    assert code == 1 and 'nothing to fold' in stderr and not (tmp_path / 'o.pth').exists()
+
+
+def test_flops_cli_prints_both_forms_per_part(cli, tmp_path):
+    code, stdout, stderr = cli('flops.py', CLS_CONFIG, '--shape', 224, 224)
+    assert code == 0, stderr
+    assert 'multiply-accumulates' in stdout
+    total = next(line for line in stdout.splitlines() if line.startswith('total')).split()
+    assert total[1:] == ['3.395M', '117.528M', '2.842M', '49.641M']
+    assert '  stages.9' in stdout and 'head' in stdout
+    code, stdout, _ = cli('flops.py', CLS_CONFIG, '--deploy', '--shape', 224, 224)
+    assert code == 0 and 'MACs (deploy)' in stdout and '49.641M' in stdout
+    code, _, stderr = cli('flops.py', tmp_path / 'none.py')
+    assert code == 1 and 'does not exist' in stderr
+
+
+def test_benchmark_cli_measures_against_timm(cli):
+    pytest.importorskip('timm')
+    code, stdout, stderr = cli('benchmark.py', CLS_CONFIG, '--batch-sizes', 1, '--shape', 64, 64,
+                               '--iters', 1, '--warmup', 0, '--timm', 'ghostnetv3_050', '--repeats', 2)
+    assert code == 0, stderr
+    assert 'mmcompact folded' in stdout and 'timm ghostnetv3_050 folded' in stdout and 'x ref' in stdout
+    spread = stdout[stdout.index('over 2 repeats'):].splitlines()
+    assert [line.split()[-3:] for line in spread if line.startswith('timm')] == [['1.00', '1.00', '1.00']]
+    code, stdout, stderr = cli('benchmark.py', CLS_CONFIG, '--train', '--batch-sizes', 2, '--shape', 64, 64,
+                               '--iters', 1, '--warmup', 0, '--timm', 'ghostnetv3_050', '--bounds', 'ghostnet_050',
+                               '--amp', 'bf16')
+    assert code == 0, stderr
+    rows = {line.split('  ')[0]: line.split() for line in stdout.splitlines()}
+    assert {'mmcompact train form', 'timm ghostnetv3_050 train form', 'timm ghostnet_050 (no re-param)'} <= set(rows)
+    assert rows['timm ghostnetv3_050 train form'][-1] == '1.00'  # the reference of the ratios
+
+
+def test_latency_breakdown_times_every_part_once_per_call(cli):
+    from mmcompact.analysis import latency_by_part
+    from mmcompact.models.backbones.ghostnetv3 import GhostNetV3
+    from mmcompact.reparam import reparameterize_model
+    folded = reparameterize_model(GhostNetV3(widen_factor=0.5).eval())
+    parts = latency_by_part(folded, 1, depth=3, shape=(64, 64), warmup=0, iters=2)
+    # stages is a ModuleList (never called): its blocks stand one level below the backbone
+    assert parts['stages.*.*.ghost1']['calls'] == 16 and parts['stages.*.*.se']['calls'] == 7
+    assert parts['stem.conv']['calls'] == 1 and 'stages.*.*.ghost1.dfc' not in parts  # parts never nest
+    assert 0 < sum(p['ms'] for name, p in parts.items() if name != 'total') <= parts['total']['ms']
+    assert latency_by_part(folded, 1, 4, (64, 64), 0, 1)['stages.*.*.ghost1.dfc']['calls'] == 14
+    code, stdout, stderr = cli('benchmark.py', CLS_CONFIG, '--breakdown', 5, '--batch-sizes', 1, '--shape', 64, 64,
+                               '--iters', 1, '--warmup', 0, '--timm', 'none')
+    assert code == 0, stderr
+    rows = {line.split()[0]: line.split() for line in stdout.splitlines() if line.startswith('backbone')}
+    assert rows['backbone.stages.*.*.ghost1.dfc'][1] == '14' and rows['backbone.stages.*.*.dw.fused'][2] == '-'
+
+
+def test_inference_is_timed_without_autograd_and_training_with_it_and_amp_autocasts():
+    from mmcompact.analysis import measure_latency, measure_train_step
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(8, 2)
+
+        def forward(self, x):
+            seen.append((torch.is_grad_enabled(), torch.is_autocast_enabled('cpu')
+                         and torch.get_autocast_dtype('cpu')))
+            return self.linear(x.mean((2, 3)).repeat(1, 3)[:, :8])
+
+    measure_latency({'probe': Probe()}, 2, (4, 4), warmup=0, iters=1)
+    measure_train_step({'probe': Probe()}, 2, (4, 4), warmup=0, iters=1)
+    assert seen == [(False, False), (True, False)]
+    seen.clear()
+    measure_latency({'probe': Probe()}, 2, (4, 4), warmup=0, iters=1, amp='bf16')
+    results = measure_train_step({'probe': Probe()}, 2, (4, 4), warmup=0, iters=1, amp='fp16')  # + GradScaler
+    assert seen == [(False, torch.bfloat16), (True, torch.float16)] and results['probe']['ms'] > 0
+
+
+def test_demo_main_job_runs_in_a_fresh_process(tmp_path):
+    """The quick start, at a toy size: data, teacher, distilled student, evaluation, fold, table, plots."""
+    result = run_tool('tools/demo.py', '--work-dir', str(tmp_path), '--iters', '4', '--num-train', '8',
+                      '--num-val', '4')
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert 'max abs difference, folded vs original' in out and 'student deploy' in out
+    summary = out[out.index('[6/6] summary'):]
+    rows = {line.split('  ')[0]: line for line in summary.splitlines()[1:6]}
+    assert {'teacher', 'student', 'student deploy'} <= set(rows)
+    # folding keeps the mAP exactly (same detections) while cutting params and MACs
+    assert rows['student'].split()[-2:] == rows['student deploy'].split()[-2:]
+    for name in ('loss_curves.png', 'map.png', 'map_vs_flops.png', 'student/student_deploy.pth'):
+        assert (tmp_path / name).exists(), name

@@ -1,0 +1,111 @@
+"""tools/train.py -> tools/test.py -> tools/fold.py -> tools/test.py on the deploy form, end to end on a
+tiny generated image-folder dataset (the normal MMEngine runner, mmpretrain's CustomDataset)."""
+import pytest
+
+from conftest import ROOT, make_image_folder
+
+CONFIG = '''
+_base_ = ['{root}/configs/ghostnetv3/ghostnetv3-0.5x_8xb128_in1k.py']
+model = dict(head=dict(num_classes=2, topk=(1, )))
+data_preprocessor = dict(num_classes=2)
+pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(48, 48)), dict(type='PackInputs')]
+def _loader(split):
+    return dict(batch_size=4, num_workers=0, persistent_workers=False,
+                sampler=dict(type='DefaultSampler', shuffle=split == 'train'),
+                dataset=dict(_delete_=True, type='CustomDataset', data_root='{data}', data_prefix=split,
+                             pipeline=pipeline))
+train_dataloader = _loader('train')
+val_dataloader = _loader('val')
+test_dataloader = _loader('val')
+val_evaluator = dict(type='Accuracy', topk=(1, ))
+test_evaluator = val_evaluator
+train_cfg = dict(by_epoch=True, max_epochs=2, val_interval=1)
+optim_wrapper = dict(optimizer=dict(lr=0.01))
+default_hooks = dict(logger=dict(interval=1))
+'''
+
+
+@pytest.fixture(scope='module')
+def tiny_config(tmp_path_factory):
+    root = tmp_path_factory.mktemp('tiny')
+    make_image_folder(root / 'data')
+    config = root / 'tiny_ghostnetv3.py'
+    config.write_text(CONFIG.format(root=ROOT, data=root / 'data'))
+    return config, root
+
+
+def test_train_test_fold_test(tiny_config, cli):
+    config, root = tiny_config
+    work_dir = root / 'work'
+    code, _, stderr = cli('train.py', config, '--work-dir', work_dir)
+    assert code == 0, stderr
+    checkpoint = work_dir / 'epoch_2.pth'
+    assert checkpoint.exists()
+    code, stdout, stderr = cli('test.py', config, checkpoint, '--work-dir', work_dir / 'test')
+    assert code == 0, stderr
+    accuracy = float(stdout.split('accuracy/top1: ')[1].split()[0])
+    deploy = root / 'deploy.pth'
+    code, _, stderr = cli('fold.py', config, checkpoint, deploy, '--shape', 48, 48)
+    assert code == 0, stderr
+    code, stdout, stderr = cli('test.py', config, deploy, '--work-dir', work_dir / 'test_deploy',
+                               '--cfg-options', 'model.backbone.deploy=True')
+    assert code == 0, stderr
+    assert float(stdout.split('accuracy/top1: ')[1].split()[0]) == accuracy
+    # resume continues from the last checkpoint (safe loading of the runner's own files)
+    code, _, stderr = cli('train.py', config, '--work-dir', work_dir, '--resume',
+                          '--cfg-options', 'train_cfg.max_epochs=3')
+    assert code == 0, stderr
+    assert (work_dir / 'epoch_3.pth').exists()
+
+
+def test_missing_config_and_checkpoint_are_named(cli, tmp_path, tiny_config):
+    code, _, stderr = cli('train.py', tmp_path / 'none.py')
+    assert code == 1 and 'none.py' in stderr
+    code, _, stderr = cli('test.py', tiny_config[0], tmp_path / 'none.pth')
+    assert code == 1 and 'none.pth' in stderr and 'does not exist' in stderr
+
+
+def test_deploy_hook_evaluates_and_exports_the_folded_ema_model(tiny_config, cli):
+    import torch
+
+    from mmcompact.deploy import deploy_config
+    from mmcompact.utils import build_model, load_config
+    from mmcompact.checkpoint import safe_load
+    from mmcompact.reparam import max_abs_diff, reparameterize_model
+    config, root = tiny_config
+    work_dir = root / 'deploy_hook'
+    with_hooks = root / 'with_deploy_hook.py'
+    with_hooks.write_text(f"_base_ = '{config}'\ncustom_hooks = [dict(type='EMAHook', momentum=0.5), "
+                          "dict(type='mmcompact.DeployHook', check_shape=(1, 3, 48, 48))]\n")
+    code, _, stderr = cli('train.py', with_hooks, '--work-dir', work_dir)
+    assert code == 0, stderr
+    logs = '\n'.join(p.read_text() for p in work_dir.glob('*/*.log'))
+    assert 'DeployHook: folded model matches the training form' in logs
+    assert 'wrote the folded EMA weights' in logs
+    cfg = load_config(str(config))
+    model = build_model(cfg, str(work_dir / 'epoch_2.pth'))  # its state_dict holds the EMA weights
+    model.eval()
+    deployed = build_model(deploy_config(cfg)[0])
+    deployed.load_state_dict(safe_load(str(work_dir / 'deploy.pth'))['state_dict'], strict=True)
+    deployed.eval()
+    x = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        assert max_abs_diff(reparameterize_model(model)(x), deployed(x)) <= 1e-6
+
+
+@pytest.mark.parametrize('task,options,rows', [
+    ('cls', ['--epochs', '1', '--teacher-epochs', '1', '--num-train', '18', '--num-val', '18'],
+     ['| plain |', '| re-param |', '| re-param + KD |', '| re-param + DKD |', '| full recipe', '| teacher |']),
+    ('det', ['--iters', '2', '--num-train', '8', '--num-val', '4'],
+     ['| plain |', '| re-param |', '| full recipe', '| teacher |'])])
+def test_recipe_study_runs_every_variant_at_toy_size(tmp_path, task, options, rows):
+    from conftest import run_tool
+    result = run_tool('tools/recipe_study.py', '--task', task, '--work-dir', str(tmp_path), '--seeds', '0',
+                      *options)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = (tmp_path / 'results.md').read_text()
+    for row in rows:
+        assert row in table, row
+    macs = {line.split('|')[2].strip() for line in table.splitlines() if line.startswith('| ') and 'M |' in line}
+    assert len(macs) == 1  # the same deploy network for every variant
+    assert (tmp_path / 'recipe_study.png').exists()
