@@ -18,12 +18,14 @@ demo: install
 test: install
 	$(PYTHON) -m pytest
 
-# The fault tests alone: SIGKILL + resume, atomic writes, NaN guard (also under DDP), malicious checkpoints,
-# fuzzing.
+# The fault tests alone: SIGKILL + resume (also mid-save), atomic writes and hashes, NaN guard (also under
+# DDP), malicious and broken checkpoints, dataset checks, one-line errors, fuzzing.
 faults: install
 	$(PYTHON) -m pytest tests/engine/test_reliability.py tests/checkpoint/test_security.py tests/test_fuzz.py \
-		tests/checkpoint/test_checkpoint_safety.py \
-		tests/engine/test_distributed.py::test_nonfinite_guard_skips_the_step_on_every_rank
+		tests/checkpoint/test_checkpoint_safety.py tests/data/test_dataset_checks.py \
+		tests/engine/test_distributed.py::test_nonfinite_guard_skips_the_step_on_every_rank \
+		tests/reparam/test_moment_fusion.py tests/models/test_convert_timm.py \
+		tests/tools/test_train_test_tools.py tests/distill/test_distill_runner.py::test_export_cli_writes_the_student_of_a_runner_checkpoint
 
 clean-venv:
 	rm -rf $(VENV)

@@ -53,7 +53,10 @@ def cli(capsys, monkeypatch):
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         capsys.readouterr()
-        code = module.main([str(a) for a in argv])
+        try:
+            code = module.main([str(a) for a in argv])
+        except SystemExit as exit_:  # argparse's usage errors
+            code = exit_.code
         out, err = capsys.readouterr()
         return code, out, err
 

@@ -37,9 +37,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from tqdm import tqdm
 
+    from mmcompact.checkpoint import atomic_directory
     from mmcompact.data import make_classification, make_coco_detection
-    if os.path.isdir(args.out_dir) and os.listdir(args.out_dir) and not args.force:
-        print(f'error: {args.out_dir} is not empty; choose another folder or pass --force', file=sys.stderr)
+    if os.path.exists(args.out_dir) and not (os.path.isdir(args.out_dir) and not os.listdir(args.out_dir)) \
+            and not args.force:
+        print(f'error: {args.out_dir} exists and is not empty; choose another folder or pass --force (which '
+              'replaces it whole)', file=sys.stderr)
         return 1
     defaults = (200, 50) if args.kind == 'det' else (600, 120)
     num_train = defaults[0] if args.num_train is None else args.num_train
@@ -48,16 +51,17 @@ def main(argv=None) -> int:
         print('error: --num-train/--num-val must be >= 1 and image sizes >= 32 with --min-size <= '
               '--max-size', file=sys.stderr)
         return 1
-    try:
-        with tqdm(total=num_train + num_val, desc=f'synthetic {args.kind}', unit='img') as bar:
+    try:  # written into a staging folder that replaces OUT_DIR whole only once complete
+        with atomic_directory(args.out_dir, replace=args.force) as staging, \
+                tqdm(total=num_train + num_val, desc=f'synthetic {args.kind}', unit='img') as bar:
             if args.kind == 'det':
-                make_coco_detection(args.out_dir, num_train, num_val, args.classes, args.seed,
+                make_coco_detection(staging, num_train, num_val, args.classes, args.seed,
                                     (args.min_size, args.max_size), progress=bar.update)
             else:
-                make_classification(args.out_dir, num_train, num_val, args.classes, args.seed, args.size,
+                make_classification(staging, num_train, num_val, args.classes, args.seed, args.size,
                                     progress=bar.update, family_size=args.family_size,
                                     clutter=not args.no_clutter)
-    except ValueError as err:
+    except (ValueError, FileExistsError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     print(f'wrote {num_train} train + {num_val} val images to {args.out_dir}')

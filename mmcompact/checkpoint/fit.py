@@ -57,4 +57,4 @@ def check_checkpoint_fits(model_keys: Iterable[str], checkpoint: Mapping, checkp
         hint = 'check that the config and the checkpoint belong to the same model'
     raise CheckpointMismatchError(
         f'{head}: {len(missing)} missing key(s) [{_examples(missing)}], {len(unexpected)} unexpected '
-        f'[{_examples(unexpected)}]. {hint.capitalize()}.')
+        f'[{_examples(unexpected)}]. {hint[0].upper()}{hint[1:]}.')

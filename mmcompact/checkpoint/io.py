@@ -4,6 +4,7 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import stat
 import tempfile
 from contextlib import contextmanager
@@ -93,6 +94,36 @@ def atomic_file(path: str, mode: str = 'wb', encoding=None):
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        raise
+
+
+@contextmanager
+def atomic_directory(path: str, replace: bool = False):
+    """Yield a fresh staging folder beside ``path``; on a clean exit it becomes ``path``, replacing an
+    existing folder whole when ``replace`` (never merged into it). On an error the staging folder is removed
+    and ``path`` is left as it was. ``FileExistsError`` up front if ``path`` is a non-empty folder and not
+    ``replace``."""
+    path = os.path.abspath(path.rstrip('/'))
+    if os.path.exists(path) and not (os.path.isdir(path) and not os.listdir(path)) and not replace:
+        raise FileExistsError(f'{path} exists and is not empty: choose another folder or pass --force')
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=parent, prefix=f'.{os.path.basename(path)}.{os.getpid()}.', suffix='.tmp')
+    try:
+        yield staging
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, stat.S_IMODE(os.stat(path).st_mode) if os.path.exists(path) else 0o777 & ~umask)
+        old = None
+        if os.path.exists(path):
+            old = tempfile.mkdtemp(dir=parent, prefix=f'.{os.path.basename(path)}.{os.getpid()}.old.', suffix='.tmp')
+            os.rmdir(old)
+            os.replace(path, old)
+        os.replace(staging, path)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         raise
 
 

@@ -18,23 +18,28 @@ def export_student(distiller, state_dict: Dict[str, torch.Tensor], out_dir: str,
 
     The student checkpoint holds exactly the student's keys (teacher and connectors dropped) and is
     proven to load strictly into a copy of the student; the folded one is checked against it on a random
-    batch and refused beyond ``tolerance``. Returns paths and the fold difference.
+    batch and refused beyond ``tolerance``. Every check runs before anything is written, so a failed export
+    leaves ``out_dir`` as it was. Returns paths and the fold difference.
     """
     student = copy.deepcopy(distiller.student)
     student_state = distiller.student_state_dict(state_dict)
     student.load_state_dict(student_state, strict=True)
-    os.makedirs(out_dir, exist_ok=True)
-    report = dict(student=save_atomic(dict(meta=dict(exported_from='mmcompact.Distiller'),
-                                           state_dict=student_state),
-                                      os.path.join(out_dir, 'student.pth'), overwrite=overwrite))
     student.eval()
+    outputs = {'student': (os.path.join(out_dir, 'student.pth'),
+                           dict(meta=dict(exported_from='mmcompact.Distiller'), state_dict=student_state))}
+    report = {}
     if fold and foldable_modules(student):
         folded, check = fold_checked(student, random_inputs(check_shape).to(next(student.parameters()).device),
                                      tolerance, 'the export tolerance (StudentExportHook.tolerance)')
         diff = report['fold_diff'] = check['max_abs_diff']
-        report['deploy'] = save_atomic(dict(meta=dict(deploy=True, fold_max_abs_diff=diff),
-                                            state_dict=folded.state_dict()),
-                                       os.path.join(out_dir, 'student_deploy.pth'), overwrite=overwrite)
+        outputs['deploy'] = (os.path.join(out_dir, 'student_deploy.pth'),
+                             dict(meta=dict(deploy=True, fold_max_abs_diff=diff), state_dict=folded.state_dict()))
+    existing = [path for path, _ in outputs.values() if os.path.exists(path)]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} already exists: choose another output folder or pass --force")
+    os.makedirs(out_dir, exist_ok=True)
+    for key, (path, checkpoint) in outputs.items():
+        report[key] = save_atomic(checkpoint, path, overwrite=overwrite)
     return report
 
 

@@ -165,6 +165,9 @@ def test_export_cli_writes_the_student_of_a_runner_checkpoint(cls_run, tmp_path,
     runner, work_dir = cls_run
     config = tmp_path / 'distill.py'
     runner.cfg.dump(str(config))
+    code, _, stderr = cli('export_student.py', config, work_dir / 'iter_8.pth', tmp_path / 'out', '--shape', 16, 16)
+    assert code == 1 and '16' in stderr
+    assert not (tmp_path / 'out').exists()  # a failed export leaves nothing behind (the fold check runs first)
     code, stdout, stderr = cli('export_student.py', config, work_dir / 'iter_8.pth', tmp_path / 'out',
                                '--shape', 48, 48)
     assert code == 0, stderr

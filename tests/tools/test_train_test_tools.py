@@ -51,11 +51,45 @@ def test_train_test_fold_test(tiny_config, cli):
                                '--cfg-options', 'model.backbone.deploy=True')
     assert code == 0, stderr
     assert float(stdout.split('accuracy/top1: ')[1].split()[0]) == accuracy
+    # the wrong checkpoint for a config is an error naming the config that fits, never a random model's metric
+    code, _, stderr = cli('test.py', config, deploy, '--work-dir', work_dir / 'wrong')
+    assert code == 1 and 'checkpoint is folded' in stderr and 'deploy config' in stderr, stderr
+    code, _, stderr = cli('test.py', config, checkpoint, '--work-dir', work_dir / 'wrong2',
+                          '--cfg-options', 'model.backbone.deploy=True')
+    assert code == 1 and 'training form' in stderr and 'tools/fold.py' in stderr, stderr
+    code, stdout, stderr = cli('test.py', config, deploy, '--work-dir', work_dir / 'partial', '--allow-partial')
+    assert code == 0 and 'accuracy/top1' in stdout, stderr  # the explicit opt-out
+    code, _, stderr = cli('train.py', config, '--work-dir', work_dir / 'load_from', '--cfg-options',
+                          f'load_from={deploy}')
+    assert code == 1 and 'load_from' in stderr and 'checkpoint is folded' in stderr, stderr
+    code, _, stderr = cli('train.py', config, '--work-dir', work_dir / 'load_from2', '--cfg-options',
+                          f'load_from={root}/missing.pth')
+    assert code == 1 and 'missing.pth' in stderr and 'does not exist' in stderr, stderr
     # resume continues from the last checkpoint (safe loading of the runner's own files)
     code, _, stderr = cli('train.py', config, '--work-dir', work_dir, '--resume',
                           '--cfg-options', 'train_cfg.max_epochs=3')
     assert code == 0, stderr
     assert (work_dir / 'epoch_3.pth').exists()
+
+
+def test_bad_arguments_are_one_line_errors_before_any_work(cli, tmp_path, tiny_config):
+    config, root = tiny_config
+    cases = [
+        (('train.py', config, '--cfg-options', 'train_cfg.max_iterz=2'), "unexpected keyword argument 'max_iterz'"),
+        (('train.py', config, '--cfg-options', 'model.backbone.type=GhostNetV33'), 'check the type name'),
+        (('fold.py', config, root / 'x.pth', root / 'y.pth', '--shape', '-5', '64'), 'positive height and width'),
+        (('fold.py', config, root / 'x.pth', tmp_path), 'is a directory'),
+        (('benchmark.py', config, '--shape', '0', '0'), 'must be positive'),
+        (('export_structure.py', tmp_path, '--macs', 'nan'), 'not a positive finite amount'),
+    ]
+    (root / 'x.pth').write_bytes(b'')
+    bad = tmp_path / 'bad.py'
+    bad.write_text('model = dict(\n')
+    cases.append((('train.py', bad), 'is not valid Python (line 1)'))
+    for args, message in cases:
+        code, _, stderr = cli(*args)
+        assert code != 0 and message in stderr, (args, stderr[-1500:])
+        assert 'Traceback' not in stderr, (args, stderr[-1500:])
 
 
 def test_missing_config_and_checkpoint_are_named(cli, tmp_path, tiny_config):
@@ -109,3 +143,17 @@ def test_recipe_study_runs_every_variant_at_toy_size(tmp_path, task, options, ro
     macs = {line.split('|')[2].strip() for line in table.splitlines() if line.startswith('| ') and 'M |' in line}
     assert len(macs) == 1  # the same deploy network for every variant
     assert (tmp_path / 'recipe_study.png').exists()
+
+
+def test_a_failed_command_leaves_nothing_and_force_replaces_whole(cli, tmp_path):
+    """make_synthetic --force replaces the folder (no images of the earlier run left); a failing run leaves
+    the folder as it was."""
+    out = tmp_path / 'data'
+    assert cli('make_synthetic.py', 'cls', out, '--num-train', 33, '--num-val', 6, '--classes', 6)[0] == 0
+    assert cli('make_synthetic.py', 'cls', out, '--num-train', 6, '--num-val', 6, '--classes', 2,
+               '--force')[0] == 0
+    assert len([p for p in out.rglob('*.png')]) == 12
+    code, _, stderr = cli('make_synthetic.py', 'cls', out, '--num-train', 6, '--num-val', 6, '--classes', 99,
+                          '--force')
+    assert code == 1 and 'num_classes' in stderr
+    assert len([p for p in out.rglob('*.png')]) == 12 and sorted(p.name for p in tmp_path.iterdir()) == ['data']
