@@ -30,13 +30,16 @@ def main(argv=None) -> int:
     from mmcompact.analysis import (complexity_table, count_complexity, format_table,
                                     train_and_deploy_complexity)
     from mmcompact.deploy import deploy_config
+    from mmcompact.reparam import deploy_form
     from mmcompact.utils import build_model, load_config
     try:
         cfg = load_config(args.config, args.cfg_options)
         shape = (1, 3, *args.shape)
         if args.deploy:
             cfg, _ = deploy_config(cfg)
-            rows = complexity_table(count_complexity(build_model(cfg), shape, args.parts))
+            # the deploy config builds the folded structure; deploy_form also fuses its plain conv+BN pairs,
+            # so both paths count the one deploy form (reparam.deploy_form)
+            rows = complexity_table(count_complexity(deploy_form(build_model(cfg)), shape, args.parts))
             rows[0] = [rows[0][0], 'params (deploy)', 'MACs (deploy)']
         else:
             rows = complexity_table(*train_and_deploy_complexity(build_model(cfg), shape, args.parts))

@@ -120,12 +120,12 @@ def _selected(path: str, include: Optional[Sequence[str]], exclude: Optional[Seq
 
 
 @torch.no_grad()
-def reparameterize_conv_bn_pairs(model: nn.Module, num_branches: int = 3, scale_branch: bool = True,
-                                 identity_branch: bool = True, include: Optional[Sequence[str]] = None,
-                                 exclude: Optional[Sequence[str]] = None,
-                                 input_shape: Sequence[int] = (1, 3, 224, 224),
-                                 moment_fusion: Union[bool, str] = 'auto') -> List[str]:
-    """Replace each selected conv+BN pair of ``model`` by a ``RepConvBNPair`` (in place).
+def unfold_conv_bn_pairs(model: nn.Module, num_branches: int = 3, scale_branch: bool = True,
+                         identity_branch: bool = True, include: Optional[Sequence[str]] = None,
+                         exclude: Optional[Sequence[str]] = None, input_shape: Sequence[int] = (1, 3, 224, 224),
+                         moment_fusion: Union[bool, str] = 'auto') -> List[str]:
+    """Unfold (the inverse of folding): replace each selected conv+BN pair of ``model`` by a
+    ``RepConvBNPair`` with extra training branches (in place); ``reparameterize_model`` folds it back.
 
     ``include``/``exclude``: fnmatch patterns on conv paths (e.g. ``['layer1.*']``). Dilated convs and
     non-zero padding modes are left as they are. ``moment_fusion``: see ``RepConvBN``. Returns the converted

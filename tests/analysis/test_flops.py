@@ -37,3 +37,18 @@ def test_deploy_constructed_model_counts_like_the_folded_one_and_parts_add_up():
 def test_unknown_part_is_named():
     with pytest.raises(KeyError, match='backbone.nope'):
         count_complexity(build_classifier(0.5), (1, 3, 64, 64), parts=['backbone.nope'])
+
+
+def test_one_deploy_form_for_the_flops_tool_and_the_structure_cost_table(cli, tmp_path):
+    """The issue's case: a ResNet-18 classifier at 32x32 counted by the flops tool (train and --deploy) and by
+    the structure search's count_deployed gives the same deploy params and MACs (reparam.deploy_form)."""
+    from conftest import ROOT
+    from mmcompact.structure import count_deployed
+    from mmcompact.utils import build_model, load_config
+    config = f'{ROOT}/configs/study/resnet18_synthetic_cls.py'
+    expected = count_deployed(build_model(load_config(config)), (3, 32, 32))
+    for extra in ([], ['--deploy']):
+        code, stdout, stderr = cli('flops.py', config, '--shape', 32, 32, *extra)
+        assert code == 0, stderr
+        total = [line.split() for line in stdout.splitlines() if line.startswith('total')][0]
+        assert total[-2:] == [f"{expected['params'] / 1e6:.3f}M", f"{expected['macs'] / 1e6:.3f}M"], total

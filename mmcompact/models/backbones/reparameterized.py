@@ -5,7 +5,7 @@ from typing import Optional, Sequence, Union
 
 from torch import nn
 
-from ...reparam import reparameterize_conv_bn_pairs, reparameterize_model
+from ...reparam import unfold_conv_bn_pairs, reparameterize_model
 from ...registry import MODELS
 
 
@@ -17,7 +17,7 @@ def _init_weights_then_reparameterize(self) -> None:
     self.eval()  # some backbones' train() returns None, so not chained
     reparameterize_model(self)
     type(self).init_weights(self)
-    reparameterize_conv_bn_pairs(self, **self.__dict__['_reparam_options'])
+    unfold_conv_bn_pairs(self, **self.__dict__['_reparam_options'])
     self.train(training)
 
 
@@ -42,7 +42,7 @@ def build_reparameterized(backbone: dict, num_branches: int = 3, scale_branch: b
         return model
     options = dict(num_branches=num_branches, scale_branch=scale_branch, identity_branch=identity_branch,
                    include=include, exclude=exclude, input_shape=tuple(input_shape), moment_fusion=moment_fusion)
-    if not reparameterize_conv_bn_pairs(model, **options):
+    if not unfold_conv_bn_pairs(model, **options):
         raise ValueError(f"no conv+BatchNorm pair of {backbone.get('type')} matched include={include}, "
                          f'exclude={exclude}: nothing to re-parameterize')
     if hasattr(model, 'init_weights'):
