@@ -147,4 +147,4 @@ def test_save_atomic_never_clobbers(tmp_path):
     assert torch.equal(safe_load(path)['x'], torch.ones(1))
     save_atomic({'x': torch.zeros(1)}, path, overwrite=True)
     assert torch.equal(safe_load(path)['x'], torch.zeros(1))
-    assert sorted(os.listdir(tmp_path)) == ['a.pth']  # no temporary files left behind
+    assert sorted(os.listdir(tmp_path)) == ['a.pth', 'a.pth.sha256']  # no temporary files left behind
