@@ -36,6 +36,23 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def print_study_results(format_table) -> None:
+    """The measured recipe study (results/recipe_study.json), printed beside this run and labelled as such:
+    a CPU-sized demo is too short to show what the recipe is worth."""
+    import json
+    path = os.path.join(ROOT, 'results', 'recipe_study.json')
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        study = json.load(f)
+    rows = [['variant (same deploy network)', study['metric'] + ' mean', '95% CI', 'seeds']]
+    for name, v in study['variants'].items():
+        rows.append([name, f"{v['mean']:.2f}", f"+-{v['ci95']:.2f}", str(len(v['seeds']))])
+    rows.append(['teacher', f"{study['teacher']:.2f}", '', '1'])
+    print(f"\nNot this run: the measured recipe study ({study['title']}; results/recipe_study.md):")
+    print(format_table(rows, total_row=False))
+
+
 def step(index: int, total: int, message: str) -> None:
     print(f'\n[{index}/{total}] {message}', flush=True)
 
@@ -170,6 +187,7 @@ def main(argv=None) -> int:
           f"{1 - deploy_row['macs'] / student_row['macs']:.0%}.")
     plots = save_plots(work_dir, read_scalars(teacher_dir), read_scalars(student_dir), table)
     print('plots: ' + ', '.join(plots))
+    print_study_results(format_table)
     print(f'done in {(time.time() - start) / 60:.1f} min (torch threads: {torch.get_num_threads()})')
     return 0
 

@@ -13,10 +13,12 @@ with a GhostNetV3-0.5x backbone, RetinaNet-R18 teacher (PKD on the FPN + head lo
 
 Every run is a `tools/train.py` process (``--jobs`` at a time, one thread each); a finished run is reused
 and an interrupted one resumes from its last checkpoint, so re-running the same command continues the
-study. results.md (per-seed table, mean with 95% confidence interval, Welch tests, the commands) and
-recipe_study.png are rewritten after every finished run.
+study. results.md (per-seed table, mean with 95% confidence interval, Welch tests, the commands),
+results.json (the same numbers, read by tools/demo.py) and recipe_study.png are rewritten after every
+finished run.
 """
 import argparse
+import json
 import os
 import re
 import sys
@@ -149,6 +151,13 @@ def report(path: str, results: dict, teacher_score, metric_name: str, header: st
             tests.append(f'| {a} vs {b} | {sum(va) / len(va) - sum(vb) / len(vb):+.2f} | '
                          f'{welch_p(va, vb):.3g} |')
     table = '\n'.join(lines) + '\n\n' + '\n'.join(tests)
+    summary = {name: dict(seeds={str(k): v for k, v in scores.items()}, mean=mean_ci(list(scores.values()))[0],
+                          ci95=mean_ci(list(scores.values()))[1], deploy_macs=macs[name])
+               for name, scores in results.items() if scores}
+    with open(os.path.splitext(path)[0] + '.json.tmp', 'w') as f:
+        json.dump(dict(title=header.splitlines()[0].lstrip('# '), metric=metric_name, teacher=teacher_score,
+                       variants=summary), f, indent=1)
+    os.replace(os.path.splitext(path)[0] + '.json.tmp', os.path.splitext(path)[0] + '.json')
     with open(path + '.tmp', 'w') as f:
         f.write(f'{header}\n\n{table}\n\nCommands (each run: `tools/train.py`, resumable):\n\n```\n'
                 + '\n'.join(commands) + '\n```\n')
