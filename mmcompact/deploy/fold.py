@@ -71,7 +71,7 @@ def fold_checked(model: nn.Module, inputs: torch.Tensor, tolerance: float = 1e-4
     if not report['max_abs_diff'] <= tolerance:
         raise FoldMismatchError(
             f"folded model differs from the training form by {report['max_abs_diff']:.3g} > {setting} "
-            f'{tolerance:g}; nothing written. Check that the BatchNorm statistics are finite, or raise '
+            f'{tolerance:g}; nothing was written. Check that the BatchNorm statistics are finite, or raise '
             f'{setting} for low-precision models.')
     if deploy_cfg is not None:
         deployed = build_model(deploy_cfg, device=inputs.device)

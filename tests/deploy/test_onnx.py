@@ -42,7 +42,7 @@ def test_export_tool_on_a_detector(tmp_path, cli):
     assert code == 1 and '--force' in stderr  # never overwrites
     exported = out.read_bytes()
     code, _, stderr = cli('export_onnx.py', DETECTOR, out, '--shape', 96, 96, '--force', '--tolerance', '-1')
-    assert code == 1 and '--tolerance' in stderr and 'nothing written' in stderr
+    assert code == 1 and '--tolerance' in stderr and 'nothing was written' in stderr
     code, _, stderr = cli('export_onnx.py', DETECTOR, out, '--shape', 96, 96, '--force', '--rtol', '-1')
     assert code == 1 and 'onnxruntime differs from PyTorch' in stderr and 'was not written' in stderr
     assert out.read_bytes() == exported and os.listdir(tmp_path) == ['retinanet.onnx']  # kept, no temporary
