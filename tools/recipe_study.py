@@ -151,9 +151,12 @@ def report(path: str, results: dict, teacher_score, metric_name: str, header: st
             tests.append(f'| {a} vs {b} | {sum(va) / len(va) - sum(vb) / len(vb):+.2f} | '
                          f'{welch_p(va, vb):.3g} |')
     table = '\n'.join(lines) + '\n\n' + '\n'.join(tests)
-    summary = {name: dict(seeds={str(k): v for k, v in scores.items()}, mean=mean_ci(list(scores.values()))[0],
-                          ci95=mean_ci(list(scores.values()))[1], deploy_macs=macs[name])
-               for name, scores in results.items() if scores}
+    summary = {}
+    for name, scores in results.items():
+        if scores:
+            mean, half = mean_ci(list(scores.values()))
+            summary[name] = dict(seeds={str(k): v for k, v in scores.items()}, mean=mean, ci95=half,
+                                 deploy_macs=macs[name])
     with open(os.path.splitext(path)[0] + '.json.tmp', 'w') as f:
         json.dump(dict(title=header.splitlines()[0].lstrip('# '), metric=metric_name, teacher=teacher_score,
                        variants=summary), f, indent=1)

@@ -53,9 +53,6 @@ def evaluate(cfg: Config, checkpoint: str, work_dir: str, allow_partial: bool = 
     fits, before anything runs); ``allow_partial`` loads what matches, as MMEngine's ``load_from`` does.
     """
     from mmengine.runner import Runner
-
-    from ..checkpoint import check_checkpoint_fits, safe_load
-    from ..utils import unwrap_model
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist (check the path)')
     cfg = copy.deepcopy(cfg)
@@ -64,23 +61,28 @@ def evaluate(cfg: Config, checkpoint: str, work_dir: str, allow_partial: bool = 
         cfg.visualizer['name'] = f'visualizer:{os.path.abspath(work_dir)}'
     runner = Runner.from_cfg(cfg)
     if not allow_partial:
-        check_checkpoint_fits(unwrap_model(runner.model).state_dict().keys(), safe_load(checkpoint, 'cpu'),
-                              checkpoint, 'checkpoint')
+        _check_fits_runner_model(runner, checkpoint, 'checkpoint')
     return runner.test()
+
+
+def _check_fits_runner_model(runner, path: str, setting: str) -> None:
+    """``CheckpointMismatchError`` (naming ``setting`` and the config that fits) unless the checkpoint at
+    ``path`` holds exactly the weights of ``runner``'s model."""
+    from ..checkpoint import check_checkpoint_fits, safe_load
+    from ..utils import unwrap_model
+    check_checkpoint_fits(unwrap_model(runner.model).state_dict().keys(), safe_load(path, 'cpu'), path, setting)
 
 
 def check_load_from(runner, cfg: Config) -> None:
     """Before training: the config's ``load_from`` checkpoint (unless resuming) must hold exactly the
     runner's model's weights; ``CheckpointMismatchError`` naming the config that fits otherwise."""
-    from ..checkpoint import check_checkpoint_fits, safe_load
-    from ..utils import unwrap_model
     path = cfg.get('load_from')
     if path is None or cfg.get('resume'):
         return
     if not os.path.isfile(path):
         raise FileNotFoundError(f'load_from checkpoint {path!r} does not exist: fix load_from in the config '
                                 '(or --cfg-options load_from=...)')
-    check_checkpoint_fits(unwrap_model(runner.model).state_dict().keys(), safe_load(path, 'cpu'), path, 'load_from')
+    _check_fits_runner_model(runner, path, 'load_from')
 
 
 def run_tool(script: str, argv: Sequence[Any], log: Optional[str] = None, threads: Optional[int] = None,

@@ -31,9 +31,14 @@ def _plain_write_mode(path: str) -> int:
     umask for a new file."""
     if os.path.exists(path):
         return stat.S_IMODE(os.stat(path).st_mode)
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it, so it is set back at once)."""
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
 
 
 def remove_stale_temporaries(directory: str) -> List[str]:
@@ -111,9 +116,7 @@ def atomic_directory(path: str, replace: bool = False):
     staging = tempfile.mkdtemp(dir=parent, prefix=f'.{os.path.basename(path)}.{os.getpid()}.', suffix='.tmp')
     try:
         yield staging
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, stat.S_IMODE(os.stat(path).st_mode) if os.path.exists(path) else 0o777 & ~umask)
+        os.chmod(staging, stat.S_IMODE(os.stat(path).st_mode) if os.path.exists(path) else 0o777 & ~_umask())
         old = None
         if os.path.exists(path):
             old = tempfile.mkdtemp(dir=parent, prefix=f'.{os.path.basename(path)}.{os.getpid()}.old.', suffix='.tmp')

@@ -139,7 +139,8 @@ class NonFiniteLossHook(Hook):
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         self._restore_ema(runner)
         self._skipped_now = False
-        self._buffers = [b.detach().clone() for b in unwrap_model(runner.model).buffers()]
+        if self.action == 'skip':  # only a skipped step needs the buffers of before its forward
+            self._buffers = [b.detach().clone() for b in unwrap_model(runner.model).buffers()]
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         runner.message_hub.update_scalar('train/nonfinite_skipped', self.skipped)
