@@ -1,7 +1,7 @@
 """Generate a deterministic synthetic dataset in a real format.
 
     python tools/make_synthetic.py det OUT_DIR [--num-train 200] [--num-val 50] [--classes 6] [--seed 0]
-                                   [--min-size 256] [--max-size 512] [--force]
+                                   [--min-size 256] [--max-size 512] [--max-objects 6] [--no-clutter] [--force]
     python tools/make_synthetic.py cls OUT_DIR [--num-train 600] [--num-val 120] [--classes 6] [--size 64]
                                    [--family-size 1] [--no-clutter]
 
@@ -27,8 +27,10 @@ def parse_args(argv=None):
     parser.add_argument('--family-size', type=int, default=1,
                         help='cls: classes in families of this many that share a shape and differ by a small '
                              'mark (class-similarity structure); --classes may then be up to 8 * this')
+    parser.add_argument('--max-objects', type=int, default=6, help='det: objects per image: 1 to this many')
     parser.add_argument('--no-clutter', action='store_true',
-                        help='cls: an easier task: plain backgrounds, no distractor shape, mild aspect ratios')
+                        help='an easier task: plain backgrounds; cls: no distractor shape, mild aspect ratios; '
+                             'det: objects of at least 20%% of the image side')
     parser.add_argument('--force', action='store_true', help='write into a non-empty OUT_DIR')
     return parser.parse_args(argv)
 
@@ -47,8 +49,9 @@ def main(argv=None) -> int:
     defaults = (200, 50) if args.kind == 'det' else (600, 120)
     num_train = defaults[0] if args.num_train is None else args.num_train
     num_val = defaults[1] if args.num_val is None else args.num_val
-    if num_train < 1 or num_val < 1 or args.min_size > args.max_size or min(args.min_size, args.size) < 32:
-        print('error: --num-train/--num-val must be >= 1 and image sizes >= 32 with --min-size <= '
+    if num_train < 1 or num_val < 1 or args.min_size > args.max_size or min(args.min_size, args.size) < 32 \
+            or args.max_objects < 1:
+        print('error: --num-train/--num-val/--max-objects must be >= 1 and image sizes >= 32 with --min-size <= '
               '--max-size', file=sys.stderr)
         return 1
     try:  # written into a staging folder that replaces OUT_DIR whole only once complete
@@ -56,7 +59,8 @@ def main(argv=None) -> int:
                 tqdm(total=num_train + num_val, desc=f'synthetic {args.kind}', unit='img') as bar:
             if args.kind == 'det':
                 make_coco_detection(staging, num_train, num_val, args.classes, args.seed,
-                                    (args.min_size, args.max_size), progress=bar.update)
+                                    (args.min_size, args.max_size), progress=bar.update,
+                                    max_objects=args.max_objects, clutter=not args.no_clutter)
             else:
                 make_classification(staging, num_train, num_val, args.classes, args.seed, args.size,
                                     progress=bar.update, family_size=args.family_size,

@@ -40,3 +40,4 @@ custom_hooks = [
     dict(type='mmcompact.RandomStateHook'),  # --resume draws the same augmentations as an unbroken run
     dict(type='mmcompact.NonFiniteLossHook', action='skip', max_skips=100),
 ]
+optim_wrapper = dict(type='mmcompact.NonFiniteGuardOptimWrapper')  # never applies a NaN/Inf step

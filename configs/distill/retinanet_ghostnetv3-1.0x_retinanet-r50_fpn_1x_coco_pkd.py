@@ -18,3 +18,4 @@ model = dict(
 custom_hooks = [dict(type='mmcompact.StudentExportHook', check_shape=(1, 3, 320, 320)),
                 dict(type='mmcompact.RandomStateHook'),
                 dict(type='mmcompact.NonFiniteLossHook', action='skip', max_skips=100)]
+optim_wrapper = dict(type='mmcompact.NonFiniteGuardOptimWrapper')  # never applies a NaN/Inf step

@@ -83,21 +83,22 @@ def _iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def detection_image(seed: int, num_classes: int, size_range: Tuple[int, int] = (256, 512),
-                    max_objects: int = 6) -> Tuple[Image.Image, List[dict]]:
+                    max_objects: int = 6, clutter: bool = True) -> Tuple[Image.Image, List[dict]]:
     """One image and its objects ``[{label, polygon (P, 2), bbox (x1, y1, x2, y2)}]``.
 
     Objects overlap each other by at most IoU 0.3 (partial occlusion); later objects are drawn on top, and
-    an object's box and polygon are those of its whole shape.
+    an object's box and polygon are those of its whole shape. ``clutter=False``: a plain gradient background
+    with light noise (see ``_background``) and objects of 20-50% of the image side instead of 12-50%.
     """
     rng = np.random.default_rng(seed)
     h, w = (int(v) for v in rng.integers(size_range[0], size_range[1] + 1, 2))
-    image = _background(rng, h, w)
+    image = _background(rng, h, w, clutter)
     draw = ImageDraw.Draw(image)
     objects = []
     for _ in range(int(rng.integers(1, max_objects + 1))):
         label = int(rng.integers(0, num_classes))
         for _attempt in range(10):
-            polygon = _place(rng, SHAPES[label], h, w, (0.12, 0.5))
+            polygon = _place(rng, SHAPES[label], h, w, (0.12, 0.5) if clutter else (0.2, 0.5))
             box = [*polygon.min(0), *polygon.max(0)]
             if box[2] - box[0] >= 4 and box[3] - box[1] >= 4 and \
                     all(_iou(box, o['bbox']) <= 0.3 for o in objects):
@@ -112,9 +113,11 @@ def detection_image(seed: int, num_classes: int, size_range: Tuple[int, int] = (
 
 
 def make_coco_detection(out_dir: str, num_train: int, num_val: int, num_classes: int = 6, seed: int = 0,
-                        size_range: Tuple[int, int] = (256, 512), progress=None) -> Dict[str, str]:
+                        size_range: Tuple[int, int] = (256, 512), progress=None, max_objects: int = 6,
+                        clutter: bool = True) -> Dict[str, str]:
     """Write ``train/``, ``val/`` images and ``annotations/instances_{train,val}.json`` (COCO format:
     xywh boxes, polygon masks, ``iscrowd=0``) under ``out_dir``; returns the annotation paths.
+    ``max_objects`` per image (1 to it, uniformly) and ``clutter``: see ``detection_image``.
 
     ``progress``: optional callable(n) called after each image (e.g. a tqdm bar's update).
     """
@@ -127,7 +130,8 @@ def make_coco_detection(out_dir: str, num_train: int, num_val: int, num_classes:
         os.makedirs(os.path.join(out_dir, split), exist_ok=True)
         images, annotations = [], []
         for i in range(count):
-            image, objects = detection_image(seed * 10_000_019 + offset + i, num_classes, size_range)
+            image, objects = detection_image(seed * 10_000_019 + offset + i, num_classes, size_range,
+                                             max_objects, clutter)
             name = f'{i:06d}.png'
             image.save(os.path.join(out_dir, split, name))
             images.append(dict(id=i + 1, file_name=name, height=image.height, width=image.width))

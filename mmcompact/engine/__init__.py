@@ -3,9 +3,9 @@ from .checkpoint_hook import CheckpointHook
 from .deploy_hook import DeployHook
 from .distill_hooks import (DistillLossWeightHook, StopDistillHook, StudentExportHook,
                             TeacherValHook, schedule_factor)
-from .reliability_hooks import NonFiniteLossHook, RandomStateHook
+from .reliability_hooks import NonFiniteGuardOptimWrapper, NonFiniteLossHook, RandomStateHook
 
 __all__ = [
     'CheckpointHook', 'DeployHook', 'DistillLossWeightHook', 'StopDistillHook', 'StudentExportHook', 'TeacherValHook',
-    'schedule_factor', 'NonFiniteLossHook', 'RandomStateHook'
+    'schedule_factor', 'NonFiniteGuardOptimWrapper', 'NonFiniteLossHook', 'RandomStateHook'
 ]

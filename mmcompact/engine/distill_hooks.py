@@ -7,7 +7,7 @@ import math
 from typing import Optional, Sequence
 
 from mmengine.dist import is_main_process
-from mmengine.hooks import Hook
+from mmengine.hooks import EMAHook, Hook
 from mmengine.logging import MMLogger
 
 from ..registry import HOOKS
@@ -106,7 +106,7 @@ class StudentExportHook(Hook):
         distiller = _distiller(runner)
         state_dict, source = distiller.state_dict(), 'model'
         if self.use_ema:
-            ema = next((h for h in runner.hooks if type(h).__name__ == 'EMAHook'), None)
+            ema = next((h for h in runner.hooks if isinstance(h, EMAHook)), None)
             if ema is not None:
                 state_dict, source = {k[len('module.'):]: v for k, v in ema.ema_model.state_dict().items()
                                       if k.startswith('module.')}, 'EMA'

@@ -2,15 +2,18 @@
 non-finite losses and poisoned checkpoints."""
 import copy
 import math
-from typing import Optional
+from contextlib import contextmanager
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from mmengine.dist import all_reduce
 from mmengine.hooks import EMAHook, Hook
+from mmengine.optim import OptimWrapper
 from mmengine.runner import IterBasedTrainLoop
+from torch import nn
 
-from ..registry import HOOKS
-from ..utils import rng_state, set_rng_state, unwrap_model
+from ..registry import HOOKS, OPTIM_WRAPPERS
+from ..utils import rng_state, set_rng_state
 
 
 class _RestoreAfterReplay:
@@ -74,17 +77,55 @@ class RandomStateHook(Hook):
             self._train_state = None
 
 
+@OPTIM_WRAPPERS.register_module()
+class NonFiniteGuardOptimWrapper(OptimWrapper):
+    """An ``OptimWrapper`` that never applies a step whose loss is not finite.
+
+    ``optim_context`` (entered by ``train_step`` before the forward) keeps a copy of the model's buffers; an
+    ``update_params`` whose loss is NaN/Inf on any rank runs the backward (so DDP's collectives stay in
+    step), drops the gradients (including any accumulated for this step) and puts the buffers (BatchNorm
+    running statistics and counters, which the forward already moved) back. ``skipped_last`` says whether
+    the last call skipped; ``mmcompact.NonFiniteLossHook`` reports, counts and limits the skips.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.skipped_last = False
+        self._buffers: Optional[List[Tuple[torch.Tensor, torch.Tensor]]] = None
+
+    @contextmanager
+    def optim_context(self, model: nn.Module):
+        self._buffers = [(b, b.detach().clone()) for b in model.buffers()]
+        with super().optim_context(model):
+            yield
+
+    def update_params(self, loss: torch.Tensor, step_kwargs: Optional[Dict] = None,
+                      zero_kwargs: Optional[Dict] = None) -> None:
+        bad = torch.tensor(float(not torch.isfinite(loss.detach()).all()), device=loss.device)
+        all_reduce(bad, op='max')  # every rank skips the same steps (no-op in one process)
+        self.skipped_last = bool(bad)
+        if not self.skipped_last:
+            super().update_params(loss, step_kwargs=step_kwargs, zero_kwargs=zero_kwargs)
+            return
+        self.backward(self.scale_loss(loss))
+        self.zero_grad(**(zero_kwargs or {}))
+        with torch.no_grad():
+            for buffer, saved in self._buffers or ():
+                buffer.copy_(saved)
+
+
 @HOOKS.register_module()
 class NonFiniteLossHook(Hook):
-    """Guard against NaN/Inf losses.
+    """Reports, counts and limits the steps ``NonFiniteGuardOptimWrapper`` skipped for a NaN/Inf loss
+    (the run's ``optim_wrapper`` must be one: ``optim_wrapper=dict(type='mmcompact.NonFiniteGuardOptimWrapper',
+    optimizer=...)``).
 
-    ``action='skip'``: a step whose loss terms are not all finite is not applied and leaves the model as it
-    was before its forward: parameters, buffers (BatchNorm running statistics, which the forward already
-    moved) and the EMA copy. Its backward still runs, so DDP stays in step; gradients are dropped. Skips are
-    logged as ``train/nonfinite_skipped``, counted in checkpoints (so ``max_skips`` survives ``--resume``),
-    and training stops once more than ``max_skips`` steps were skipped. ``action='stop'``: stop at the first
-    one. The error names the loss term(s) and the iteration. Independently, a checkpoint whose weights are
-    not all finite is never written: the run stops instead, naming the first bad tensor.
+    ``action='skip'``: a skipped step leaves the model as it was before its forward (parameters and buffers,
+    by the wrapper; the EMA copy, by this hook). Skips are logged as ``train/nonfinite_skipped``, counted in
+    checkpoints (so ``max_skips`` survives ``--resume``), and training stops once more than ``max_skips``
+    steps were skipped. ``action='stop'``: stop at the first one. The message names the loss term(s) and the
+    iteration. Independently, a checkpoint whose weights are not all finite is never written: the run stops
+    instead, naming the first bad tensor.
     """
     priority = 'VERY_HIGH'  # before EMAHook (ABOVE_NORMAL): a skipped step's EMA update is undone
 
@@ -93,60 +134,40 @@ class NonFiniteLossHook(Hook):
             raise ValueError(f"NonFiniteLossHook action must be 'skip' or 'stop', got {action!r}")
         self.action, self.max_skips = action, max_skips
         self.skipped = 0
-        self._bad = []
-        self._buffers = None      # the model's buffers before this iteration's forward
-        self._skipped_now = False
         self._ema_before = None   # the EMA weights to restore after EMAHook averaged a skipped step in
 
     def before_train(self, runner) -> None:
-        model = unwrap_model(runner.model)
-        parse_losses, optim_wrapper = model.parse_losses, runner.optim_wrapper
-        update_params = optim_wrapper.update_params
+        if not isinstance(runner.optim_wrapper, NonFiniteGuardOptimWrapper):
+            raise TypeError(
+                f'NonFiniteLossHook needs the guard optimizer wrapper, got {type(runner.optim_wrapper).__name__}:'
+                " set optim_wrapper.type='mmcompact.NonFiniteGuardOptimWrapper' in the config")
 
-        def checked_parse_losses(losses):
-            loss, log_vars = parse_losses(losses)
-            values = {name: float(torch.as_tensor(value).detach()) for name, value in log_vars.items()}
-            self._bad = [f'{name}={value:g}' for name, value in values.items()
-                         if name != 'loss' and 'loss' in name and not math.isfinite(value)]
-            if not math.isfinite(float(loss.detach())) and not self._bad:
-                self._bad = [f'loss={float(loss.detach()):g}']
-            return loss, log_vars
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if runner.optim_wrapper.skipped_last:
+            self._report_skip(runner, outputs or {})
+        runner.message_hub.update_scalar('train/nonfinite_skipped', self.skipped)
 
-        def guarded_update_params(loss, step_kwargs=None, zero_kwargs=None):
-            bad = torch.tensor(float(bool(self._bad)))
-            all_reduce(bad, op='max')  # every rank skips the same steps (no-op in one process)
-            if not bad:
-                return update_params(loss, step_kwargs=step_kwargs, zero_kwargs=zero_kwargs)
-            where = f"iteration {runner.iter + 1}: {', '.join(self._bad) or 'on another rank'}"
-            if self.action == 'stop':
-                raise FloatingPointError(f'non-finite loss at {where}. Lower the learning rate, check the '
-                                         'data, or use NonFiniteLossHook(action="skip") to skip such steps')
-            optim_wrapper.backward(optim_wrapper.scale_loss(loss))
-            optim_wrapper.zero_grad()
-            with torch.no_grad():  # undo what the forward did to the buffers (BN statistics, counters)
-                for buffer, saved in zip(model.buffers(), self._buffers):
-                    buffer.copy_(saved)
-            self._skipped_now = True
-            self.skipped += 1
-            runner.logger.warning(f'skipped the step of non-finite loss at {where} ({self.skipped} skipped)')
-            if self.max_skips is not None and self.skipped > self.max_skips:
-                raise FloatingPointError(f'{self.skipped} steps had non-finite losses (last at {where}), more '
-                                         f'than max_skips={self.max_skips}: stopping')
-
-        model.parse_losses = checked_parse_losses
-        optim_wrapper.update_params = guarded_update_params
+    def _report_skip(self, runner, log_vars: dict) -> None:
+        values = {name: float(torch.as_tensor(value).detach()) for name, value in log_vars.items()}
+        bad = [f'{name}={value:g}' for name, value in values.items()
+               if name != 'loss' and 'loss' in name and not math.isfinite(value)]
+        if not bad and not math.isfinite(values.get('loss', 0.0)):
+            bad = [f"loss={values['loss']:g}"]
+        where = f"iteration {runner.iter + 1}: {', '.join(bad) or 'on another rank'}"
+        if self.action == 'stop':
+            raise FloatingPointError(f'non-finite loss at {where} (the step was not applied). Lower the '
+                                     'learning rate, check the data, or use NonFiniteLossHook(action="skip")')
+        self.skipped += 1
+        runner.logger.warning(f'skipped the step of non-finite loss at {where} ({self.skipped} skipped)')
+        if self.max_skips is not None and self.skipped > self.max_skips:
+            raise FloatingPointError(f'{self.skipped} steps had non-finite losses (last at {where}), more '
+                                     f'than max_skips={self.max_skips}: stopping')
+        ema = next((h for h in runner.hooks if isinstance(h, EMAHook)), None)
+        if ema is not None:  # EMAHook (after this hook) will average the step in
+            self._ema_before = copy.deepcopy(ema.ema_model.state_dict())
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         self._restore_ema(runner)
-        self._skipped_now = False
-        if self.action == 'skip':  # only a skipped step needs the buffers of before its forward
-            self._buffers = [b.detach().clone() for b in unwrap_model(runner.model).buffers()]
-
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        runner.message_hub.update_scalar('train/nonfinite_skipped', self.skipped)
-        ema = next((h for h in runner.hooks if isinstance(h, EMAHook)), None)
-        if self._skipped_now and ema is not None:  # EMAHook (after this hook) will average the step in
-            self._ema_before = copy.deepcopy(ema.ema_model.state_dict())
 
     def _restore_ema(self, runner) -> None:
         """Put back the EMA weights of before a skipped step (EMAHook averaged it in after this hook ran)."""

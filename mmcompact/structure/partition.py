@@ -5,6 +5,7 @@ from typing import List, Sequence, Tuple
 import torch
 from torch import nn
 
+from ..models.backbones import GhostNetV3
 from ..models.blocks import Interface
 from ..utils import Recorder
 
@@ -13,8 +14,7 @@ def default_blocks(backbone: nn.Module) -> List[str]:
     """Stage paths of known backbones: ResNet-family ``layer1..4`` and MobileNetV2 ``layer1..7`` (mmdet and
     mmpretrain), ShuffleNetV2 ``layers.0..2``, GhostNetV3 ``stages.0..8``; the stem and last conv stay fixed.
     """
-    name = type(backbone).__name__
-    if name == 'GhostNetV3':
+    if isinstance(backbone, GhostNetV3):
         return [f'stages.{i}' for i in range(len(backbone.stages) - 1)]
     if isinstance(getattr(backbone, 'res_layers', None), list):  # mmdet/mmpretrain ResNet family
         return list(backbone.res_layers)
@@ -23,7 +23,7 @@ def default_blocks(backbone: nn.Module) -> List[str]:
         return [n for n in layers if n.startswith('layer')]
     if isinstance(layers, nn.ModuleList):  # mmpretrain ShuffleNetV2
         return [f'layers.{i}' for i in range(len(layers))]
-    raise ValueError(f'no default block partition for {name}: list the block module paths in '
+    raise ValueError(f'no default block partition for {type(backbone).__name__}: list the block module paths in '
                      "structure_search.blocks (e.g. blocks=['layer1', 'layer2'])")
 
 

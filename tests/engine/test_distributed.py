@@ -84,7 +84,7 @@ cfg = Config(dict(
     train_dataloader=dict(dataset=[dict(inputs=torch.ones(2) * i) for i in range(16)], batch_size=2,
                           sampler=dict(type='DefaultSampler', shuffle=False),
                           collate_fn=dict(type='default_collate')),
-    optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05)),
+    optim_wrapper=dict(type='mmcompact.NonFiniteGuardOptimWrapper', optimizer=dict(type='SGD', lr=0.05)),
     custom_hooks=[dict(type='mmcompact.NonFiniteLossHook', action='skip')],
     default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=6, by_epoch=False))))
 setup_launcher(cfg, 'pytorch')

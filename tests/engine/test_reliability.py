@@ -37,6 +37,7 @@ custom_hooks = [dict(type='EMAHook', momentum=0.01, priority='ABOVE_NORMAL'),
                 dict(type='mmcompact.DistillLossWeightHook', schedule='cosine', min_factor=0.2),
                 dict(type='mmcompact.RandomStateHook'),
                 dict(type='mmcompact.NonFiniteLossHook')]
+optim_wrapper = dict(type='mmcompact.NonFiniteGuardOptimWrapper')
 randomness = dict(seed=0, deterministic=True)
 """
 
@@ -57,6 +58,7 @@ custom_hooks = [dict(type='EMAHook', momentum=0.01, priority='ABOVE_NORMAL'),
                 dict(type='mmcompact.DistillLossWeightHook', schedule='cosine', min_factor=0.2),
                 dict(type='mmcompact.RandomStateHook'),
                 dict(type='mmcompact.NonFiniteLossHook')]
+optim_wrapper = dict(type='mmcompact.NonFiniteGuardOptimWrapper')
 randomness = dict(seed=0, deterministic=True)
 """
 
@@ -277,7 +279,7 @@ def _toy_runner(tmp_path, model, action, max_skips=100):
         model=model, work_dir=str(tmp_path), train_cfg=dict(by_epoch=False, max_iters=6),
         train_dataloader=dict(dataset=dataset, batch_size=2, sampler=dict(type='DefaultSampler', shuffle=False),
                               collate_fn=dict(type='default_collate')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        optim_wrapper=dict(type='mmcompact.NonFiniteGuardOptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
         custom_hooks=[dict(type='mmcompact.NonFiniteLossHook', action=action, max_skips=max_skips)],
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=100)),
         env_cfg=dict(dist_cfg=dict(backend='gloo')), experiment_name=f'toy_{action}_{time.time_ns()}')
@@ -294,6 +296,13 @@ def test_nonfinite_loss_is_skipped_and_counted(tmp_path):
 def test_nonfinite_loss_stops_naming_the_term_and_iteration(tmp_path):
     runner = _toy_runner(tmp_path, ToyModel(nan_at={2}), 'stop')
     with pytest.raises(FloatingPointError, match=r'iteration 2: loss_task=nan'):
+        runner.train()
+
+
+def test_the_hook_without_the_guard_wrapper_names_the_config_key(tmp_path):
+    runner = _toy_runner(tmp_path, ToyModel(), 'skip')
+    runner.optim_wrapper = runner.build_optim_wrapper(dict(optimizer=dict(type='SGD', lr=0.1)))
+    with pytest.raises(TypeError, match="optim_wrapper.type='mmcompact.NonFiniteGuardOptimWrapper'"):
         runner.train()
 
 
@@ -327,7 +336,8 @@ def _bn_runner(work_dir, model, iters, resume=False):
         model=model, work_dir=str(work_dir), train_cfg=dict(by_epoch=False, max_iters=iters),
         train_dataloader=dict(dataset=dataset, batch_size=4, sampler=dict(type='DefaultSampler', shuffle=False),
                               collate_fn=dict(type='default_collate')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)), resume=resume,
+        optim_wrapper=dict(type='mmcompact.NonFiniteGuardOptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
+        resume=resume,
         custom_hooks=[dict(type='EMAHook', momentum=0.5, priority='ABOVE_NORMAL'),
                       dict(type='mmcompact.NonFiniteLossHook', action='skip', max_skips=1)],
         default_hooks=dict(checkpoint=dict(type='mmcompact.CheckpointHook', interval=iters, by_epoch=False)),

@@ -1,7 +1,6 @@
 """``type='mmcompact.Reparameterized'``: any registered backbone, trained with re-parameterized conv-BN
 branches and deployed as exactly itself."""
-import types
-from typing import Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
 from torch import nn
 
@@ -9,16 +8,31 @@ from ...reparam import unfold_conv_bn_pairs, reparameterize_model
 from ...registry import MODELS
 
 
-def _init_weights_then_reparameterize(self) -> None:
-    """``init_weights`` of a re-parameterized backbone: fold back to the original modules, run the
-    backbone's own initialisation (e.g. ``init_cfg=dict(type='Pretrained', ...)``, whose keys are the
-    original ones), then re-parameterize again, starting from the initialised function."""
-    training = self.training
-    self.eval()  # some backbones' train() returns None, so not chained
-    reparameterize_model(self)
-    type(self).init_weights(self)
-    unfold_conv_bn_pairs(self, **self.__dict__['_reparam_options'])
-    self.train(training)
+class ReparameterizedInit:
+    """Mixed in before a backbone's class by ``Reparameterized`` (giving e.g. ``ReparameterizedResNet``, still
+    a ``ResNet``): ``init_weights`` folds back to the original modules, runs the backbone's own
+    initialisation (e.g. ``init_cfg=dict(type='Pretrained', ...)``, whose keys are the original ones), then
+    re-parameterizes again, starting from the initialised function."""
+    reparam_options: Dict = {}
+
+    def init_weights(self) -> None:
+        training = self.training
+        self.eval()  # some backbones' train() returns None, so not chained
+        reparameterize_model(self)
+        super().init_weights()
+        unfold_conv_bn_pairs(self, **self.reparam_options)
+        self.train(training)
+
+
+_REPARAMETERIZED_CLASSES: Dict[type, type] = {}
+
+
+def reparameterized_class(cls: type) -> type:
+    """``Reparameterized<cls>``: ``cls`` with ``ReparameterizedInit`` mixed in (one class per ``cls``)."""
+    if cls not in _REPARAMETERIZED_CLASSES:
+        _REPARAMETERIZED_CLASSES[cls] = type(f'Reparameterized{cls.__name__}', (ReparameterizedInit, cls),
+                                             dict(__module__=cls.__module__))
+    return _REPARAMETERIZED_CLASSES[cls]
 
 
 @MODELS.register_module(name='Reparameterized')
@@ -29,7 +43,8 @@ def build_reparameterized(backbone: dict, num_branches: int = 3, scale_branch: b
                           moment_fusion: Union[bool, str] = 'auto') -> nn.Module:
     """Build ``backbone`` and turn its conv-BN pairs into multi-branch re-parameterizable convs.
 
-    Returns the backbone itself (same class, same attributes, e.g. ``out_channels``), so a detector or
+    Returns the backbone itself (an instance of its class, with ``init_weights`` made re-parameterization
+    aware by ``ReparameterizedInit``; same attributes, e.g. ``out_channels``), so a detector or
     classifier config only wraps its backbone dict. ``reparameterize_model`` (tools/fold.py) folds it back
     into the original module types and state-dict keys: the deploy checkpoint loads into the plain
     backbone config, and ``deploy=True`` here builds exactly that plain backbone.
@@ -46,6 +61,6 @@ def build_reparameterized(backbone: dict, num_branches: int = 3, scale_branch: b
         raise ValueError(f"no conv+BatchNorm pair of {backbone.get('type')} matched include={include}, "
                          f'exclude={exclude}: nothing to re-parameterize')
     if hasattr(model, 'init_weights'):
-        model.__dict__['_reparam_options'] = options
-        model.init_weights = types.MethodType(_init_weights_then_reparameterize, model)
+        model.__class__ = reparameterized_class(type(model))
+        model.reparam_options = options
     return model
