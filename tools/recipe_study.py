@@ -4,12 +4,16 @@ seeds, on synthetic classification (class families) or COCO-format detection dat
     python tools/recipe_study.py [--task cls] [--work-dir work_dirs/recipe_study] [--seeds 0 1 2 3 4]
                                  [--epochs 5] [--teacher-epochs 20] [--num-train 6000] [--num-val 1800]
                                  [--jobs 2]
-    python tools/recipe_study.py --task det [--iters 400] [--teacher-iters N] ...
+    python tools/recipe_study.py --task det [--iters 600] [--teacher-iters 2000] [--num-train 400]
+                                 [--num-val 80] ...
 
 Classification (configs/study/kd_families/): 18 classes in 6 families of 3 (a shape with no mark, a dot,
 a bar), 48x48 images without clutter; GhostNetV3-0.5x students, a ResNet-18 teacher trained once for
-longer; variants plain, re-param, re-param + KD, re-param + DKD, full recipe (re-param + KD + EMA). Detection: RetinaNet
-with a GhostNetV3-0.5x backbone, RetinaNet-R18 teacher (PKD on the FPN + head logit KD, EMA).
+longer; variants plain, re-param, re-param + KD, re-param + DKD, full recipe (re-param + KD + EMA).
+Detection: the easy synthetic COCO set (3 shape classes, 128-160 px images with 1-3 objects of 20-50% of
+the side on plain gradient backgrounds); RetinaNet with a GhostNetV3-0.5x backbone, a RetinaNet-R18-FPN
+teacher trained once for longer; variants plain, re-param, re-param + KD (PKD on the FPN + head logit KD),
+full recipe (+ EMA).
 
 Every run is a `tools/train.py` process (``--jobs`` at a time, one thread each); a finished run is reused
 and an interrupted one resumes from its last checkpoint, so re-running the same command continues the
@@ -30,8 +34,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, 'tools', 'train.py')
 CLS = os.path.join(ROOT, 'configs', 'study', 'kd_families')
 DEMO = os.path.join(ROOT, 'configs', 'demo')
+DET = os.path.join(ROOT, 'configs', 'study', 'kd_det')
 PLAIN = {'model.backbone.num_branches': 1, 'model.backbone.extra_branches': False}
 CLS_DATA = dict(classes=18, family_size=3, size=48, clutter=False)
+DET_DATA = dict(num_classes=3, size_range=(128, 160), max_objects=3, clutter=False)
 # (a, b): the comparisons the study exists for; Welch's test of a against b.
 COMPARISONS = [('re-param', 'plain'), ('re-param + KD', 're-param'), ('re-param + DKD', 're-param'),
                ('full recipe (re-param + KD + EMA)', 're-param')]
@@ -44,13 +50,16 @@ def parse_args(argv=None):
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
     parser.add_argument('--epochs', type=int, default=5, help='cls: student epochs')
     parser.add_argument('--teacher-epochs', type=int, default=20, help='cls: teacher epochs')
-    parser.add_argument('--iters', type=int, default=400, help='det: student training iterations')
-    parser.add_argument('--teacher-iters', type=int, help='det: default: --iters')
-    parser.add_argument('--num-train', type=int, default=6000)
-    parser.add_argument('--num-val', type=int, default=1800)
+    parser.add_argument('--iters', type=int, default=600, help='det: student training iterations')
+    parser.add_argument('--teacher-iters', type=int, default=2000, help='det: teacher training iterations')
+    parser.add_argument('--num-train', type=int, help='default: 6000 (cls), 400 (det)')
+    parser.add_argument('--num-val', type=int, help='default: 1800 (cls), 80 (det)')
     parser.add_argument('--jobs', type=int, default=1, help='training processes at a time (one thread each '
                                                              'when more than one)')
     args = parser.parse_args(argv)
+    det = args.task == 'det'
+    args.num_train = args.num_train or (400 if det else 6000)
+    args.num_val = args.num_val or (80 if det else 1800)
     if min(args.seeds + [0]) < 0 or args.jobs < 1 or min(args.epochs, args.teacher_epochs, args.iters) < 1:
         parser.error('--seeds must be >= 0, --jobs, --epochs, --teacher-epochs and --iters >= 1')
     return args
@@ -79,15 +88,16 @@ def cls_plan(args, data: str, work_dir: str):
 
 def det_plan(args, data: str, work_dir: str):
     from mmcompact.apis import coco_data_options, schedule_overrides
-    teacher_iters = args.teacher_iters or args.iters
+    teacher_iters = args.teacher_iters
     common = coco_data_options(data)
     teacher_ckpt = os.path.join(work_dir, 'teacher', f'iter_{teacher_iters}.pth')
     student = {**common, **schedule_overrides(args.iters)}
+    kd = {**student, 'model.teacher_checkpoint': teacher_ckpt}
     variants = {
         'plain': (f'{DEMO}/student_retinanet_ghostnetv3-0.5x_synthetic.py', {**student, **PLAIN}),
         're-param': (f'{DEMO}/student_retinanet_ghostnetv3-0.5x_synthetic.py', student),
-        'full recipe (re-param + KD + EMA)': (f'{DEMO}/student_retinanet_ghostnetv3-0.5x_kd_synthetic.py',
-                                              {**student, 'model.teacher_checkpoint': teacher_ckpt}),
+        're-param + KD': (f'{DET}/retinanet_ghostnetv3-0.5x_kd.py', kd),
+        'full recipe (re-param + KD + EMA)': (f'{DEMO}/student_retinanet_ghostnetv3-0.5x_kd_synthetic.py', kd),
     }
     teacher = (f'{DEMO}/teacher_retinanet_r18_fpn_synthetic.py', {**common, **schedule_overrides(teacher_iters)},
                teacher_ckpt)
@@ -205,8 +215,8 @@ def main(argv=None) -> int:
     if not os.path.isdir(os.path.join(data, 'val')):
         with tqdm(total=args.num_train + args.num_val, desc='synthetic data', unit='img') as bar:
             if det:
-                make_coco_detection(data + '.part', args.num_train, args.num_val, 3, size_range=(160, 200),
-                                    progress=bar.update)
+                make_coco_detection(data + '.part', args.num_train, args.num_val, progress=bar.update,
+                                    **DET_DATA)
             else:
                 make_classification(data + '.part', args.num_train, args.num_val, CLS_DATA['classes'],
                                     size=CLS_DATA['size'], family_size=CLS_DATA['family_size'],
@@ -219,7 +229,10 @@ def main(argv=None) -> int:
     threads = 1 if args.jobs > 1 else max(1, os.cpu_count() or 1)
     header = (f'# Recipe study (synthetic {args.task}, {args.num_train} train / {args.num_val} val images, '
               f'{note}, seeds {args.seeds})')
-    if not det:
+    if det:
+        header += (f"\n\nData: `make_coco_detection(..., "
+                   + ', '.join(f'{k}={v}' for k, v in DET_DATA.items()) + ')`')
+    else:
         header += (f"\n\nData: `make_classification(..., num_classes={CLS_DATA['classes']}, "
                    f"family_size={CLS_DATA['family_size']}, size={CLS_DATA['size']}, "
                    f"clutter={CLS_DATA['clutter']})`")
@@ -262,8 +275,9 @@ def main(argv=None) -> int:
                  ('RetinaNet-GhostNetV3-0.5x' if det else 'GhostNetV3-0.5x') + ' student, same deploy network')
         return score
 
-    # Teacher first, then the runs that do not need it, so that they fill the other workers meanwhile.
-    ordered = [jobs[0]] + sorted(jobs[1:], key=lambda j: 'model.teacher_checkpoint' in ' '.join(j[2]))
+    # Teacher first, then the runs that do not need it, so that they fill the other workers meanwhile; each
+    # group seed by seed, so that an interrupted study has every variant at its first seeds.
+    ordered = [jobs[0]] + sorted(jobs[1:], key=lambda j: ('model.teacher_checkpoint' in ' '.join(j[2]), j[1]))
     with tqdm(total=len(jobs), desc='recipe study', unit='run') as bar, ThreadPoolExecutor(args.jobs) as pool:
         for job, future in [(job, pool.submit(run, job)) for job in ordered]:
             try:

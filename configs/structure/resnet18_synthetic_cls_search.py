@@ -19,7 +19,9 @@ structure_search = dict(
         dict(type='DepthwiseSeparable', kernel_size=3),
         dict(type='GhostBlock', kernel_size=3, expand_ratio=2),
     ],
-    epochs=4,
+    epochs=4,  # at most, with plateau: each candidate stops once its held-out error stops improving
+    plateau=dict(patience=1, min_delta=0.02),
+    progressive=False,  # True: block b learns from what the student's earlier blocks feed it
     optimizer=dict(type='Adam', lr=2e-3),
     checkpoint_interval=50,
     log_interval=25,

@@ -20,7 +20,8 @@ from .space import assemble, build_search_space, cost_table, count_deployed
 RESULT_FILE = 'search.json'
 CONFIG_FILE = 'search_config.py'
 SEARCH_KEYS = {'teacher_checkpoint', 'input_shape', 'blocks', 'candidates', 'epochs', 'optimizer',
-               'checkpoint_interval', 'log_interval', 'correlation_samples', 'seed', 'output_affine'}
+               'checkpoint_interval', 'log_interval', 'correlation_samples', 'seed', 'output_affine', 'plateau',
+               'progressive'}
 
 
 def search_settings(cfg: Config) -> dict:
@@ -81,7 +82,8 @@ def run_search(cfg: Config, work_dir: str, resume: bool = False,
     search = BlockwiseDistillation(
         model, space, train_loader, val_loader, work_dir, epochs=settings.get('epochs', 4),
         optimizer=settings.get('optimizer'), checkpoint_interval=settings.get('checkpoint_interval', 100),
-        log_interval=settings.get('log_interval', 20))
+        log_interval=settings.get('log_interval', 20), plateau=settings.get('plateau'),
+        progressive=settings.get('progressive', False), seed=seed)
     progress = progress_factory(search.epochs * search.iters_per_epoch) if progress_factory else None
     search.run(resume=resume, progress=progress)
     scores = search.scores()

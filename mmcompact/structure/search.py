@@ -4,8 +4,18 @@ block scores add up to whole-network quality.
 Per batch the frozen teacher backbone runs once; forward hooks record each block's input x_b and output y_b,
 and every candidate c of block b learns x_b -> y_b with the normalised MSE ||f(x_b) - y_b||^2 / Var(y_b)
 (mean over elements). Candidates never see each other's outputs, so training them in one optimizer is the
-same as training each alone. The state (weights, optimizer, position, RNG) is checkpointed atomically
-every ``checkpoint_interval`` iterations and resumes to the same result.
+same as training each alone. Two options change that:
+
+- ``progressive``: block b > 0 gets, instead of the teacher's x_b, the (detached) output of one candidate
+  of block b - 1 on its own input, the candidate drawn per iteration (uniformly, from the seed and the
+  iteration, so resume stays exact): block training sees what an assembled student feeds it.
+- ``plateau=dict(patience, min_delta)``: after every epoch each candidate's held-out normalised MSE is
+  measured; a candidate that has not improved on its best by a factor (1 - min_delta) for ``patience``
+  epochs stops training (its weights stay), and the search ends early once every candidate has stopped;
+  ``epochs`` is then the upper bound.
+
+The state (weights, optimizer, position, RNG, plateau bookkeeping) is checkpointed atomically every
+``checkpoint_interval`` iterations and resumes to the same result.
 """
 import math
 import os
@@ -36,6 +46,19 @@ def normalised_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(output, target) / target.var().clamp_min(1e-12)
 
 
+def check_plateau(plateau: Optional[dict]) -> Optional[dict]:
+    """``structure_search.plateau`` checked and completed (None: train every candidate for ``epochs``)."""
+    if plateau is None:
+        return None
+    unknown = set(plateau) - {'patience', 'min_delta'}
+    settings = dict(dict(patience=1, min_delta=0.02), **plateau)
+    patience, min_delta = settings['patience'], settings['min_delta']
+    if unknown or not isinstance(patience, int) or patience < 1 or not 0 <= min_delta < 1:
+        raise ValueError(f'structure_search.plateau must be dict(patience=<int >= 1>, min_delta=<in [0, 1)>), '
+                         f'got {plateau}')
+    return settings
+
+
 class CandidateBank(nn.Module):
     """All candidates of all blocks; forward(block inputs, block outputs) -> (blocks x candidates) losses.
     Unchanged teacher blocks stay frozen in eval mode (their error is 0 by construction)."""
@@ -56,9 +79,32 @@ class CandidateBank(nn.Module):
             module.eval()
         return self
 
-    def forward(self, inputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> List[torch.Tensor]:
-        return [torch.stack([normalised_mse(candidate(x), y) for candidate in candidates])
-                for candidates, x, y in zip(self.blocks, inputs, targets)]
+    def forward(self, inputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor],
+                active: Optional[Sequence[Sequence[bool]]] = None,
+                feed: Optional[Sequence[int]] = None) -> List[torch.Tensor]:
+        """Per block, the losses of its candidates (NaN where ``active[b][c]`` is False: not computed).
+
+        ``feed``: progressive mode: block b > 0 takes the detached output of candidate ``feed[b - 1]`` of
+        block b - 1 instead of ``inputs[b]`` (block 0 always takes ``inputs[0]``)."""
+        losses, fed = [], None
+        for b, (candidates, y) in enumerate(zip(self.blocks, targets)):
+            x = inputs[b] if fed is None else fed
+            row, outputs = [], {}
+            for c, candidate in enumerate(candidates):
+                if active is None or active[b][c]:
+                    outputs[c] = candidate(x)
+                    row.append(normalised_mse(outputs[c], y))
+                else:
+                    row.append(torch.full((), float('nan'), device=y.device))
+            losses.append(torch.stack(row))
+            if feed is not None and b + 1 < len(self.blocks):
+                chosen = feed[b]
+                if chosen in outputs:
+                    fed = outputs[chosen].detach()
+                else:
+                    with torch.no_grad():
+                        fed = candidates[chosen](x)
+        return losses
 
 
 class TeacherBlocks:
@@ -91,14 +137,25 @@ class BlockwiseDistillation:
         space: the search space.
         train_loader / val_loader: MMEngine dataloaders of the teacher's data.
         work_dir: where ``search_state.pth`` is written.
-        epochs, optimizer (an MMEngine optimizer config), checkpoint_interval, log_interval.
+        epochs (the upper bound with ``plateau``), optimizer (an MMEngine optimizer config),
+        checkpoint_interval, log_interval.
+        plateau: ``dict(patience=1, min_delta=0.02)`` to stop each candidate at its held-out plateau.
+        progressive: feed block b the output of a drawn candidate of block b - 1 (module docstring).
+        seed: draws of the progressive mode.
     """
 
     def __init__(self, model: nn.Module, space: SearchSpace, train_loader, val_loader, work_dir: str,
                  epochs: int = 4, optimizer: Optional[dict] = None, checkpoint_interval: int = 100,
-                 log_interval: int = 20):
+                 log_interval: int = 20, plateau: Optional[dict] = None, progressive: bool = False,
+                 seed: int = 0):
         if epochs < 1:
             raise ValueError(f'structure_search.epochs must be >= 1, got {epochs}')
+        self.plateau = check_plateau(plateau)
+        self.progressive, self.seed = progressive, seed
+        # per candidate: not stopped at a plateau; best held-out score; epochs since it improved
+        self.active = [[True] * len(menu) for menu in space.menus]
+        self.best = [[math.inf] * len(menu) for menu in space.menus]
+        self.stale = [[0] * len(menu) for menu in space.menus]
         self.model, self.space = model, space
         self.teacher = TeacherBlocks(model, space)
         self.bank = CandidateBank(space, model.backbone)
@@ -107,7 +164,8 @@ class BlockwiseDistillation:
         self.checkpoint_interval, self.log_interval = checkpoint_interval, log_interval
         self.net = self.bank
         if is_distributed():
-            self.net = nn.parallel.DistributedDataParallel(self.bank, broadcast_buffers=False)
+            self.net = nn.parallel.DistributedDataParallel(  # stopped candidates get no gradients
+                self.bank, broadcast_buffers=False, find_unused_parameters=self.plateau is not None)
         optimizer = dict(optimizer or dict(type='Adam', lr=1e-3))
         self.base_lr = optimizer['lr']
         self.optimizer = OPTIMIZERS.build(
@@ -127,7 +185,8 @@ class BlockwiseDistillation:
         if is_main_process():
             save_atomic(dict(bank=self.bank.state_dict(), optimizer=self.optimizer.state_dict(), epoch=epoch,
                              step=step, epoch_rng=epoch_rng, running=running, history=self.history,
-                             labels=self.space.labels, blocks=[b.path for b in self.space.blocks]),
+                             labels=self.space.labels, blocks=[b.path for b in self.space.blocks],
+                             plateau=dict(active=self.active, best=self.best, stale=self.stale)),
                         self.state_path, overwrite=True)
         barrier()
 
@@ -139,6 +198,8 @@ class BlockwiseDistillation:
         self.bank.load_state_dict(state['bank'])
         self.optimizer.load_state_dict(state['optimizer'])
         self.history = state['history']
+        if 'plateau' in state:
+            self.active, self.best, self.stale = (state['plateau'][k] for k in ('active', 'best', 'stale'))
         return state
 
     def run(self, resume: bool = False, progress: Optional[Callable[[int], None]] = None) -> None:
@@ -155,7 +216,15 @@ class BlockwiseDistillation:
         self.bank.train()
         if state is None:
             self.calibrate(next(iter(self.train_loader)))
+        if self.progressive:
+            self.check_consecutive(next(iter(self.train_loader)))
         for epoch in range(start_epoch, self.epochs):
+            if self.plateau is not None and not any(map(any, self.active)):
+                self.logger.info(f'structure search: every candidate reached its plateau; stopped after '
+                                 f'epoch {epoch} of at most {self.epochs}')
+                if progress:
+                    progress((self.epochs - epoch) * self.iters_per_epoch)
+                break
             if state is not None and epoch == state['epoch']:
                 epoch_rng, running = state['epoch_rng'], state['running']
                 set_rng_state(epoch_rng)
@@ -179,7 +248,47 @@ class BlockwiseDistillation:
                     self._save(epoch, step + 1, epoch_rng, running)
             mean = (running / self.iters_per_epoch).tolist()
             self.history.append([row[:len(labels)] for row, labels in zip(mean, self.space.labels)])
+            if self.plateau is not None:
+                self._update_plateau(epoch + 1)
             self._save(epoch + 1, 0, rng_state(), None)
+
+    def _update_plateau(self, epoch: int) -> None:
+        """Held-out scores after ``epoch``: stop the candidates that no longer improve."""
+        scores = self.scores()
+        factor = 1 - self.plateau['min_delta']
+        for b, row in enumerate(scores):
+            for c, score in enumerate(row):
+                if not self.active[b][c]:
+                    continue
+                if score < self.best[b][c] * factor:
+                    self.best[b][c], self.stale[b][c] = score, 0
+                else:
+                    self.best[b][c] = min(self.best[b][c], score)
+                    self.stale[b][c] += 1
+                if self.stale[b][c] >= self.plateau['patience']:
+                    self.active[b][c] = False
+                    self.logger.info(f'structure search: {self.space.blocks[b].path} '
+                                     f'{self.space.labels[b][c]} reached its plateau after epoch {epoch} '
+                                     f'(held-out normalised MSE {self.best[b][c]:.4f})')
+
+    @torch.no_grad()
+    def check_consecutive(self, batch: dict) -> None:
+        """Progressive mode needs each block's input to be the previous block's output in the teacher."""
+        _, xs, ys, _ = self.teacher(batch)
+        for b in range(1, len(xs)):
+            if xs[b].shape != ys[b - 1].shape or not torch.equal(xs[b], ys[b - 1]):
+                raise ValueError(
+                    f'structure_search.progressive: the input of {self.space.blocks[b].path} is not the output '
+                    f'of {self.space.blocks[b - 1].path} in the teacher; list consecutive blocks in '
+                    'structure_search.blocks or set progressive=False')
+
+    def feed_choice(self, iteration: int) -> Optional[List[int]]:
+        """Progressive mode: the candidate of each block (but the last) whose output feeds the next block at
+        ``iteration`` (drawn from the seed and the iteration alone); None otherwise."""
+        if not self.progressive:
+            return None
+        rng = random.Random(self.seed * 1_000_003 + iteration)
+        return [rng.randrange(len(menu)) for menu in self.space.menus[:-1]]
 
     @torch.no_grad()
     def calibrate(self, batch: dict) -> None:
@@ -203,9 +312,11 @@ class BlockwiseDistillation:
         for group in self.optimizer.param_groups:
             group['lr'] = 0.5 * self.base_lr * (1 + math.cos(math.pi * iteration / total))
         _, xs, ys, _ = self.teacher(batch)
-        losses = self.net(xs, ys)
+        losses = self.net(xs, ys, self.active, self.feed_choice(iteration))
         self.optimizer.zero_grad()
-        torch.stack([loss.sum() for loss in losses]).sum().backward()
+        total = torch.stack([loss.nansum() for loss in losses]).sum()
+        if total.requires_grad:  # (False once every candidate has stopped, until the epoch ends)
+            total.backward()
         self.optimizer.step()
         return self._padded([loss.detach() for loss in losses])
 

@@ -139,15 +139,15 @@ def test_cost_table_matches_the_flops_counter_on_assembled_models(tiny_search):
                                                              for b, c in enumerate(choice))
 
 
-def _search(cfg, work_dir):
+def _search(cfg, work_dir, **options):
     from mmengine.runner import Runner, set_random_seed
     settings = search_settings(cfg)
     set_random_seed(0)
     model, space = build_teacher_and_space(cfg, settings)
     randomize_bn(model)
     loaders = [Runner.build_dataloader(cfg[k], seed=0) for k in ('train_dataloader', 'val_dataloader')]
-    return BlockwiseDistillation(model, space, *loaders, str(work_dir), epochs=settings['epochs'],
-                                 optimizer=dict(type='Adam', lr=3e-3), checkpoint_interval=2)
+    return BlockwiseDistillation(model, space, *loaders, str(work_dir), **dict(
+        dict(epochs=settings['epochs'], optimizer=dict(type='Adam', lr=3e-3), checkpoint_interval=2), **options))
 
 
 def test_blockwise_distillation_reduces_every_candidates_loss(tiny_search, tmp_path):
@@ -187,6 +187,80 @@ def test_search_resumes_to_the_same_weights(tiny_search, tmp_path):
     for key, value in reference.bank.state_dict().items():
         assert torch.equal(value, resumed.bank.state_dict()[key]), key
     assert resumed.history == reference.history
+
+
+def test_plateau_stopping_stops_each_candidate_and_the_search(tiny_search, tmp_path):
+    """With min_delta=0.99 no epoch after the first counts as an improvement: with patience 1 every candidate
+    stops after epoch 2, its weights stay as they were, and the search ends before its 5-epoch bound."""
+    _, cfg = tiny_search
+    search = _search(cfg, tmp_path, epochs=5, plateau=dict(patience=1, min_delta=0.99))
+    weights = []
+
+    def snapshot(n):
+        if len(weights) == 0 and search.history and len(search.history) == 2:
+            weights.append({k: v.clone() for k, v in search.bank.state_dict().items()})
+
+    search.run(progress=snapshot)
+    assert len(search.history) == 2 and not any(map(any, search.active))
+    assert all(stale == 1 for row in search.stale for stale in row)
+    for key, value in search.bank.state_dict().items():  # nothing trained after the stop
+        assert torch.equal(value, weights[0][key]), key
+    with pytest.raises(ValueError, match='structure_search.plateau'):
+        _search(cfg, tmp_path / 'bad', plateau=dict(patience=0))
+
+
+def test_progressive_inputs_are_the_drawn_candidates_outputs(tiny_search, tmp_path):
+    """Block 0 gets the teacher's input; block b > 0 gets what the drawn candidate of block b - 1 made of its
+    own input; without the option every block gets the teacher's input."""
+    _, cfg = tiny_search
+    for progressive in (False, True):
+        search = _search(cfg, tmp_path / str(progressive), progressive=progressive)
+        batch = next(iter(search.train_loader))
+        _, xs, ys, _ = search.teacher(batch)
+        feed = search.feed_choice(iteration=3)
+        assert (feed is not None) == progressive
+        seen, outputs = {}, {}
+
+        def record(key):
+            def hook(module, args, out):
+                seen[key], outputs[key] = args[0], out.detach()
+            return hook
+
+        hooks = [candidate.register_forward_hook(record((b, c)))
+                 for b, candidates in enumerate(search.bank.blocks) for c, candidate in enumerate(candidates)]
+        search.bank.eval()  # same outputs for the same inputs (no batch statistics)
+        search.bank(xs, ys, feed=feed)
+        for hook in hooks:
+            hook.remove()
+        for b in range(len(xs)):
+            expected = xs[b] if not progressive or b == 0 else outputs[(b - 1, feed[b - 1])]
+            for c in range(len(search.bank.blocks[b])):
+                assert torch.equal(seen[(b, c)], expected), (progressive, b, c)
+        if progressive:
+            assert not torch.equal(seen[(1, 0)], xs[1])  # a different input than the teacher's
+    assert _search(cfg, tmp_path / 'p').feed_choice(7) is None
+
+
+def test_search_with_plateau_and_progressive_resumes_to_the_same_weights(tiny_search, tmp_path):
+    _, cfg = tiny_search
+    options = dict(plateau=dict(patience=1, min_delta=0.3), progressive=True)
+    reference = _search(cfg, tmp_path / 'full', **options)
+    reference.run()
+    interrupted = _search(cfg, tmp_path / 'cut', **options)
+    calls = []
+
+    def stop_at_nine(n):
+        calls.append(n)
+        if len(calls) == 9:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        interrupted.run(progress=stop_at_nine)
+    resumed = _search(cfg, tmp_path / 'cut', **options)
+    resumed.run(resume=True)
+    for key, value in reference.bank.state_dict().items():
+        assert torch.equal(value, resumed.bank.state_dict()[key]), key
+    assert resumed.active == reference.active and resumed.best == reference.best
 
 
 def test_search_and_export_tools(tiny_search, tmp_path, cli):
