@@ -1,6 +1,7 @@
 """Pick the structure for a budget from a finished search and export it as a normal config + checkpoint.
 
     python tools/export_structure.py SEARCH_DIR --macs 40M [--params 2.5M] [--out DIR] [--force]
+                                     [--predictor CALIBRATION/predictor.json]
 
 Writes student.py (the teacher config with a StructuredBackbone), student_init.pth (block-distilled
 weights) and, for classifiers, student_kd.py (end-to-end fine-tuning with KD from the teacher); then train
@@ -20,6 +21,8 @@ def parse_args(argv=None):
     parser.add_argument('--params', type=parse_amount, help='parameter budget (deploy form), e.g. 2.5M')
     parser.add_argument('--out', help='output folder (default: SEARCH_DIR/export_<budget>)')
     parser.add_argument('--force', action='store_true', help='replace existing files in --out')
+    parser.add_argument('--predictor', help='select by the predicted accuracy of a calibrated predictor '
+                                            '(tools/calibrate_predictor.py) instead of the summed block scores')
     return parser.parse_args(argv)
 
 
@@ -32,7 +35,7 @@ def main(argv=None) -> int:
     tag = '_'.join(f'{k}{v / 1e6:g}M' for k, v in budgets.items())
     out = args.out or os.path.join(args.search_dir, f'export_{tag}')
     try:
-        report = export_structure(args.search_dir, budgets, out, force=args.force)
+        report = export_structure(args.search_dir, budgets, out, force=args.force, predictor=args.predictor)
     except (FileNotFoundError, FileExistsError, KeyError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
@@ -42,6 +45,8 @@ def main(argv=None) -> int:
         exact = report['exact'][kind]
         print(f'{kind}: {exact:,} exact (predicted {report["predicted"][kind]:,.0f}), budget {budget:,.0f}, '
               f'slack {budget - exact:,.0f} ({(budget - exact) / budget:.1%})')
+    if args.predictor:
+        print(f"predicted accuracy {report['predicted_score']:.2f} ({args.predictor})")
     for path in report['files']:
         print(f'wrote {path}')
     return 0

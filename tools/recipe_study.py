@@ -35,7 +35,6 @@ TRAIN = os.path.join(ROOT, 'tools', 'train.py')
 CLS = os.path.join(ROOT, 'configs', 'study', 'kd_families')
 DEMO = os.path.join(ROOT, 'configs', 'demo')
 DET = os.path.join(ROOT, 'configs', 'study', 'kd_det')
-PLAIN = {'model.backbone.num_branches': 1, 'model.backbone.extra_branches': False}
 CLS_DATA = dict(classes=18, family_size=3, size=48, clutter=False)
 DET_DATA = dict(num_classes=3, size_range=(128, 160), max_objects=3, clutter=False)
 # (a, b): the comparisons the study exists for; Welch's test of a against b.
@@ -67,15 +66,13 @@ def parse_args(argv=None):
 
 def cls_plan(args, data: str, work_dir: str):
     """(teacher (config, options, checkpoint), {variant: (config, options)}, metric key, note)."""
-    def epochs(n):
-        return {'train_cfg.max_epochs': n, 'train_cfg.val_interval': n, 'param_scheduler.0.T_max': n,
-                'default_hooks.checkpoint.interval': 1}
+    from mmcompact.apis import PLAIN_GHOSTNET_OPTIONS, epoch_overrides as epochs
     common = {f'{split}_dataloader.dataset.data_root': data for split in ('train', 'val', 'test')}
     teacher_ckpt = os.path.join(work_dir, 'teacher', f'epoch_{args.teacher_epochs}.pth')
     kd = {'model.teacher_checkpoint': teacher_ckpt}
     student = {**common, **epochs(args.epochs)}
     variants = {
-        'plain': (f'{CLS}/ghostnetv3-0.5x.py', {**student, **PLAIN}),
+        'plain': (f'{CLS}/ghostnetv3-0.5x.py', {**student, **PLAIN_GHOSTNET_OPTIONS}),
         're-param': (f'{CLS}/ghostnetv3-0.5x.py', student),
         're-param + KD': (f'{CLS}/ghostnetv3-0.5x_kd.py', {**student, **kd}),
         're-param + DKD': (f'{CLS}/ghostnetv3-0.5x_dkd.py', {**student, **kd}),
@@ -87,14 +84,15 @@ def cls_plan(args, data: str, work_dir: str):
 
 
 def det_plan(args, data: str, work_dir: str):
-    from mmcompact.apis import coco_data_options, schedule_overrides
+    from mmcompact.apis import PLAIN_GHOSTNET_OPTIONS, coco_data_options, schedule_overrides
     teacher_iters = args.teacher_iters
     common = coco_data_options(data)
     teacher_ckpt = os.path.join(work_dir, 'teacher', f'iter_{teacher_iters}.pth')
     student = {**common, **schedule_overrides(args.iters)}
     kd = {**student, 'model.teacher_checkpoint': teacher_ckpt}
     variants = {
-        'plain': (f'{DEMO}/student_retinanet_ghostnetv3-0.5x_synthetic.py', {**student, **PLAIN}),
+        'plain': (f'{DEMO}/student_retinanet_ghostnetv3-0.5x_synthetic.py',
+                  {**student, **PLAIN_GHOSTNET_OPTIONS}),
         're-param': (f'{DEMO}/student_retinanet_ghostnetv3-0.5x_synthetic.py', student),
         're-param + KD': (f'{DET}/retinanet_ghostnetv3-0.5x_kd.py', kd),
         'full recipe (re-param + KD + EMA)': (f'{DEMO}/student_retinanet_ghostnetv3-0.5x_kd_synthetic.py', kd),

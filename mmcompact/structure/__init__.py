@@ -5,7 +5,8 @@ from ..models.blocks import (BasicResidual, DepthwiseSeparable, GhostBlock, Inte
                          Skip, build_candidate, candidate_label)
 from .knapsack import InfeasibleBudget, Selection, pareto_front, select
 from .partition import Block, default_blocks, probe_blocks
-from .predictor import LinearPredictor, block_features, fit_predictor, rank_agreement
+from .predictor import (LinearPredictor, block_features, fit_predictor, held_out_split, rank_agreement,
+                        sample_structures)
 from .search import BlockwiseDistillation, CandidateBank, normalised_mse, rank_correlation
 from .space import SearchSpace, assemble, build_search_space, cost_table, count_deployed
 
@@ -13,6 +14,7 @@ __all__ = [
     'choose', 'export_structure', 'load_search', 'predicted_front', 'run_search', 'BasicResidual',
     'DepthwiseSeparable', 'GhostBlock', 'Interface', 'InvertedResidual', 'Keep', 'Skip', 'build_candidate',
     'candidate_label', 'InfeasibleBudget', 'Selection', 'pareto_front', 'select', 'Block', 'default_blocks',
-    'probe_blocks', 'LinearPredictor', 'block_features', 'fit_predictor', 'rank_agreement', 'BlockwiseDistillation', 'CandidateBank', 'normalised_mse', 'rank_correlation',
+    'probe_blocks', 'LinearPredictor', 'block_features', 'fit_predictor', 'held_out_split', 'rank_agreement',
+    'sample_structures', 'BlockwiseDistillation', 'CandidateBank', 'normalised_mse', 'rank_correlation',
     'SearchSpace', 'assemble', 'build_search_space', 'cost_table', 'count_deployed'
 ]

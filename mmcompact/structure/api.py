@@ -13,6 +13,7 @@ from torch import nn
 from ..checkpoint import safe_load, save_atomic
 from ..checkpoint.io import atomic_file
 from .knapsack import Selection, pareto_front, select
+from .predictor import LinearPredictor
 from .search import STATE_FILE, BlockwiseDistillation, CandidateBank, additivity_check
 from ..utils import build_model
 from .space import assemble, build_search_space, cost_table, count_deployed
@@ -119,15 +120,17 @@ def _block_costs(result: dict, kinds: Sequence[str]):
     return [[[entry[k] for k in kinds] for entry in row] for row in result['costs']['table']]
 
 
-def choose(result: dict, budgets: Dict[str, float]) -> Selection:
-    """The selection for ``budgets`` (``{'macs': ..., 'params': ...}``, whole network, deploy form)."""
+def choose(result: dict, budgets: Dict[str, float], predictor: Optional[LinearPredictor] = None) -> Selection:
+    """The selection for ``budgets`` (``{'macs': ..., 'params': ...}``, whole network, deploy form): the
+    lowest summed block score, or with ``predictor`` the highest predicted accuracy (still exact)."""
     kinds = [k for k in ('macs', 'params') if budgets.get(k) is not None]
     if not kinds:
         raise ValueError('give a budget: --macs and/or --params')
     fixed = result['costs']['fixed']
     block_budgets = [budgets[k] - fixed[k] for k in kinds]
     try:
-        return select(result['scores'], _block_costs(result, kinds), block_budgets, names=kinds)
+        scores = result['scores'] if predictor is None else predictor.selection_scores(result['scores'])
+        return select(scores, _block_costs(result, kinds), block_budgets, names=kinds)
     except ValueError as err:
         cheapest = {k: fixed[k] + sum(min(e[k] for e in row) for row in result['costs']['table'])
                     for k in kinds}
@@ -174,16 +177,21 @@ def write_student_configs(student_cfg: Config, out_dir: str, teacher_config: str
 
 
 def export_structure(search_dir: str, budgets: Dict[str, float], out_dir: str, force: bool = False,
-                     choice: Optional[Sequence[int]] = None) -> dict:
+                     choice: Optional[Sequence[int]] = None, predictor: Optional[str] = None) -> dict:
     """Choose the structure for ``budgets`` (or take ``choice``, a candidate index per block), write
     ``student.py`` (the teacher config with a ``StructuredBackbone``), ``student_init.pth`` (block-distilled
     blocks, teacher's other weights; loaded by the config's ``init_cfg``) and, for classifiers,
     ``student_kd.py`` (fine-tune with KD from the teacher). The student is rebuilt from the written config,
-    loaded strictly and re-counted exactly. Returns the selection, the blocks chosen, the exact costs and the paths."""
+    loaded strictly and re-counted exactly. ``predictor``: a calibrated predictor's JSON
+    (tools/calibrate_predictor.py) to select by predicted accuracy instead of the summed block scores.
+    Returns the selection, the blocks chosen, the exact costs and the paths."""
     result = load_search(search_dir)
     if choice is None:
-        selection = choose(result, budgets)
+        model = None if predictor is None else LinearPredictor.load(predictor, len(result['labels']))
+        selection = choose(result, budgets, model)
         choice, score = selection.choice, selection.score
+        if model is not None:  # the predicted accuracy
+            score = model.predict(result['scores'], [choice])[0]
     else:
         if len(choice) != len(result['labels']) or any(
                 not 0 <= c < len(labels) for c, labels in zip(choice, result['labels'])):

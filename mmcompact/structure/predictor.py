@@ -6,10 +6,14 @@ A structure is a choice of one candidate per block; its features are the chosen 
 additive over blocks, so selecting under a budget with it is still the exact knapsack (``select``) on the
 per-candidate contributions ``-w_b * scores[b][c]`` (lower is better).
 """
-from dataclasses import dataclass
-from typing import List, Sequence
+import json
+import random
+from dataclasses import asdict, dataclass
+from typing import Dict, List, Sequence
 
 import numpy as np
+
+from ..checkpoint.io import atomic_file
 
 
 @dataclass
@@ -25,6 +29,55 @@ class LinearPredictor:
     def selection_scores(self, scores: Sequence[Sequence[float]]) -> List[List[float]]:
         """Per block and candidate, minus its predicted contribution: what ``knapsack.select`` minimises."""
         return [[-w * s for s in row] for w, row in zip(self.weights, scores)]
+
+    def save(self, path: str, **extra) -> None:
+        """JSON with ``intercept``, ``weights`` and any ``extra`` fields (e.g. the held-out agreement)."""
+        with atomic_file(path, 'w') as f:
+            json.dump(dict(asdict(self), **extra), f, indent=1)
+
+    @classmethod
+    def load(cls, path: str, num_blocks: int = None) -> 'LinearPredictor':
+        """Read a ``save``d predictor; ``num_blocks``: the search's, checked against the weights."""
+        with open(path) as f:
+            data = json.load(f)
+        predictor = cls(float(data['intercept']), [float(w) for w in data['weights']])
+        if num_blocks is not None and len(predictor.weights) != num_blocks:
+            raise ValueError(f'{path} has {len(predictor.weights)} block weights but the search has {num_blocks} '
+                             'blocks: calibrate the predictor on this search (tools/calibrate_predictor.py)')
+        return predictor
+
+
+def sample_structures(costs: Sequence[Sequence[float]], fixed: float, count: int, seed: int,
+                      draws: int = 20000) -> List[List[int]]:
+    """``count`` distinct structures spread over the whole cost range: ``draws`` random choices (one
+    candidate per block, uniformly), the range between the cheapest and the dearest structure split into
+    ``count`` equal bins, and per bin the drawn structure closest to its centre (fewer when the space or the
+    draws have fewer distinct costs). ``costs[b][c]``: one cost (e.g. MACs) per candidate; ``fixed``: the
+    rest of the network. Sorted by cost."""
+    rng = random.Random(seed)
+    drawn = {tuple(rng.randrange(len(row)) for row in costs) for _ in range(draws)}
+    total = {choice: fixed + sum(costs[b][c] for b, c in enumerate(choice)) for choice in drawn}
+    low = fixed + sum(min(row) for row in costs)
+    high = fixed + sum(max(row) for row in costs)
+    width = (high - low) / count
+    chosen = []
+    for i in range(count):
+        centre = low + (i + 0.5) * width
+        free = [c for c in total if c not in chosen]
+        if not free:
+            break
+        chosen.append(min(free, key=lambda c: (abs(total[c] - centre), c)))
+    return [list(c) for c in sorted(chosen, key=lambda c: (total[c], c))]
+
+
+def held_out_split(count: int, held_out: int, seed: int) -> Dict[str, List[int]]:
+    """Indices ``fit`` and ``held_out`` of ``count`` structures (a seeded shuffle; at least 2 to fit)."""
+    if not 2 <= held_out <= count - 2:
+        raise ValueError(f'held_out must be between 2 and count - 2 = {count - 2} (two structures to fit, two '
+                         f'to rank), got {held_out}')
+    order = list(range(count))
+    random.Random(seed).shuffle(order)
+    return dict(fit=sorted(order[held_out:]), held_out=sorted(order[:held_out]))
 
 
 def block_features(scores: Sequence[Sequence[float]], choices: Sequence[Sequence[int]]) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Compact structure learning: knapsack optimality, exact costs, block-wise distillation, export, resume."""
 import itertools
+import json
 import os
 import random
 
@@ -12,7 +13,8 @@ from mmcompact.utils import build_model, load_config
 from mmcompact.registry import CANDIDATES
 from mmcompact.reparam import reparameterize_model
 from mmcompact.structure import (InfeasibleBudget, Interface, assemble, build_candidate, count_deployed,
-                                 cost_table, pareto_front, rank_correlation, select)
+                                 cost_table, held_out_split, pareto_front, rank_correlation, sample_structures,
+                                 select)
 from mmcompact.structure.api import build_teacher_and_space, search_settings
 from mmcompact.structure.search import BlockwiseDistillation
 from mmcompact.reparam import deploy_form
@@ -102,6 +104,22 @@ def test_pareto_front_is_monotone_and_optimal_at_each_point():
     for point in front:
         assert point.score == pytest.approx(brute_force(scores, [[[c] for c in row] for row in costs],
                                                         [point.cost[0]]))
+
+
+def test_sampled_structures_spread_over_the_cost_range():
+    rng = random.Random(1)
+    costs = [[rng.uniform(1, 10) for _ in range(4)] for _ in range(5)]
+    choices = sample_structures(costs, 3.0, 8, seed=0)
+    totals = [3.0 + sum(costs[b][c] for b, c in enumerate(choice)) for choice in choices]
+    low, high = 3.0 + sum(map(min, costs)), 3.0 + sum(map(max, costs))
+    assert len({tuple(c) for c in choices}) == 8 and totals == sorted(totals)
+    bins = {min(int((t - low) / (high - low) * 8), 7) for t in totals}
+    assert len(bins) >= 6  # nearly one per eighth of the range, not clustered in the middle
+    assert sample_structures(costs, 3.0, 8, seed=0) == choices
+    split = held_out_split(8, 2, seed=0)
+    assert sorted(split['fit'] + split['held_out']) == list(range(8)) and len(split['held_out']) == 2
+    with pytest.raises(ValueError, match='held_out'):
+        held_out_split(4, 3, seed=0)
 
 
 def test_rank_correlation():
@@ -296,6 +314,22 @@ def test_search_and_export_tools(tiny_search, tmp_path, cli):
     assert student(torch.randn(2, 3, 32, 32), mode='tensor').shape == (2, 2)
     kd = build_model(Config.fromfile(str(tmp_path / 'export' / 'student_kd.py')))
     assert type(kd).__name__ == 'Distiller'
+
+    # The calibrated predictor: 4 structures fine-tuned for one epoch, 2 held out; then selection with it.
+    calibration = tmp_path / 'calibration'
+    code, out, err = cli('calibrate_predictor.py', work, '--num', 4, '--held-out', 2, '--epochs', 1,
+                         '--work-dir', calibration)
+    assert code == 0, err
+    assert 'Kendall tau' in out and 'cost: 4 fine-tunings' in out
+    predictor = json.loads((calibration / 'predictor.json').read_text())
+    assert len(predictor['weights']) == 4 and len(predictor['held_out']) == 2
+    assert (calibration / 'predictor.png').stat().st_size > 0
+    code, out, err = cli('calibrate_predictor.py', work, '--num', 4, '--held-out', 2, '--epochs', 1,
+                         '--work-dir', calibration)
+    assert code == 0 and 'fine-tune structure' not in out  # finished runs are reused
+    code, out, err = cli('export_structure.py', work, '--macs', '40M', '--out', tmp_path / 'export_predicted',
+                         '--predictor', calibration / 'predictor.json')
+    assert code == 0 and 'predicted accuracy' in out, err
 
 
 def test_structured_backbone_runs_in_a_detector():

@@ -134,16 +134,22 @@ def test_inference_is_timed_without_autograd_and_training_with_it_and_amp_autoca
 
 
 def test_demo_main_job_runs_in_a_fresh_process(tmp_path):
-    """The quick start, at a toy size: data, teacher, distilled student, evaluation, fold, table, plots."""
-    result = run_tool('tools/demo.py', '--work-dir', str(tmp_path), '--iters', '4', '--num-train', '8',
-                      '--num-val', '4')
+    """The quick start, at a toy size: data, teacher, plain and recipe students, evaluation, fold, the
+    comparison table (both students at one deploy cost), plots, and the measured studies labelled as such."""
+    result = run_tool('tools/demo.py', '--work-dir', str(tmp_path), '--iters', '4', '--teacher-iters', '4',
+                      '--num-train', '8', '--num-val', '4')
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
-    assert 'max abs difference, folded vs original' in out and 'student deploy' in out
-    summary = out[out.index('[6/6] summary'):]
-    rows = {line.split('  ')[0]: line for line in summary.splitlines()[1:6]}
-    assert {'teacher', 'student', 'student deploy'} <= set(rows)
-    # folding keeps the mAP exactly (same detections) while cutting params and MACs
-    assert rows['student'].split()[-2:] == rows['student deploy'].split()[-2:]
-    for name in ('loss_curves.png', 'map.png', 'map_vs_flops.png', 'student/student_deploy.pth'):
+    assert 'max abs difference, folded vs original' in out
+    summary = out[out.index('[7/7] summary'):]
+    rows = {line.split('  ')[0]: line.split('  ') for line in summary.splitlines()[1:7]}
+    rows = {name: [cell.strip() for cell in cells if cell.strip()] for name, cells in rows.items()}
+    assert {'teacher', 'plain student', 'recipe student', 'recipe student deploy'} <= set(rows)
+    # folding keeps the mAP exactly (same detections); the students share one deploy network
+    assert rows['recipe student'][-2:] == rows['recipe student deploy'][-2:]
+    assert rows['plain student'][1:3] == rows['recipe student'][1:3] == rows['recipe student deploy'][1:3]
+    assert rows['teacher'][2] != rows['plain student'][2]
+    assert 'Not this run: a measured recipe study' in out
+    for name in ('loss_curves.png', 'map.png', 'map_vs_flops.png', 'student/student_deploy.pth',
+                 'plain_student/iter_4.pth'):
         assert (tmp_path / name).exists(), name
