@@ -5,6 +5,7 @@ from stock mmdet and mmpretrain configs as ``type='mmcompact.Name'`` once ``cust
 import) has loaded ``mmcompact``.
 """
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import Registry
@@ -12,6 +13,7 @@ from mmengine.registry import Registry
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmcompact',
                   locations=['mmcompact.models', 'mmcompact.distill'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmcompact', locations=['mmcompact.engine'])
+LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope='mmcompact', locations=['mmcompact.engine'])
 OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope='mmcompact',
                           locations=['mmcompact.engine'])
 # Candidate block types of the structure search (mmcompact.structure): ``type='InvertedResidual'`` etc. in

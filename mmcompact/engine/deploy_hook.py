@@ -1,73 +1,95 @@
-"""Re-parameterization-aware training: evaluate the folded model, export the deploy checkpoint."""
+"""Re-parameterization-aware training: validation and test loops that evaluate the folded model, and a hook
+that exports the deploy checkpoint."""
 import copy
 import os
 from typing import Optional, Sequence
 
+import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import EMAHook, Hook
+from mmengine.runner import TestLoop, ValLoop, autocast
+from mmengine.runner.loops import _update_losses  # the stock loops' own bookkeeping of val/test losses
+from torch import nn
 
 from ..checkpoint import save_atomic
 from ..deploy import fold_checked
-from ..registry import HOOKS
+from ..registry import HOOKS, LOOPS
 from ..utils import ema_weights, random_inputs, unwrap_model
+
+
+def fold_and_log_check(runner, model: nn.Module, check_shape: Sequence[int], tolerance: float,
+                        setting: str) -> nn.Module:
+    """``fold_checked`` on a random input of ``check_shape``; the check is logged."""
+    device = next(model.parameters()).device
+    folded, check = fold_checked(model, random_inputs(check_shape).to(device), tolerance, setting)
+    runner.logger.info(f'{setting.split(".")[0]}: folded model matches the training form (max abs diff '
+                       f"{check['max_abs_diff']:.2e})")
+    return folded
+
+
+class FoldedEvaluation:
+    """What ``FoldedValLoop`` and ``FoldedTestLoop`` share (mixed in before MMEngine's loop): at the first
+    batch of every run (after the epoch's hooks, so EMAHook has swapped its weights in) the runner's model is
+    folded and checked on a random batch of ``check_shape`` (``tolerance``), and that folded copy (the
+    deploy form users ship) answers the ``<stage>_step`` calls; it is dropped when the run ends."""
+    stage = ''  # 'val' or 'test'
+
+    def __init__(self, runner, dataloader, evaluator, fp16: bool = False,
+                 check_shape: Sequence[int] = (2, 3, 224, 224), tolerance: float = 1e-4):
+        super().__init__(runner, dataloader, evaluator, fp16)
+        self.check_shape, self.tolerance = tuple(check_shape), tolerance
+        self.folded: Optional[nn.Module] = None
+
+    def run(self) -> dict:
+        try:
+            return super().run()
+        finally:
+            self.folded = None
+
+    @torch.no_grad()
+    def run_iter(self, idx, data_batch: Sequence[dict]) -> None:
+        """The stock loop's iteration, with the folded model's ``<stage>_step``."""
+        if idx == 0 or self.folded is None:
+            self.folded = fold_and_log_check(self.runner, unwrap_model(self.runner.model), self.check_shape,
+                                             self.tolerance, f'{self.stage}_cfg.tolerance')
+        self.runner.call_hook(f'before_{self.stage}_iter', batch_idx=idx, data_batch=data_batch)
+        with autocast(enabled=self.fp16):
+            outputs = getattr(self.folded, f'{self.stage}_step')(data_batch)
+        outputs, losses = _update_losses(outputs, getattr(self, f'{self.stage}_loss'))
+        setattr(self, f'{self.stage}_loss', losses)
+        self.evaluator.process(data_samples=outputs, data_batch=data_batch)
+        self.runner.call_hook(f'after_{self.stage}_iter', batch_idx=idx, data_batch=data_batch, outputs=outputs)
+
+
+@LOOPS.register_module()
+class FoldedValLoop(FoldedEvaluation, ValLoop):
+    """``val_cfg = dict(type='mmcompact.FoldedValLoop', check_shape=(2, 3, H, W))``: validation of the folded
+    model (see ``FoldedEvaluation``)."""
+    stage = 'val'
+
+
+@LOOPS.register_module()
+class FoldedTestLoop(FoldedEvaluation, TestLoop):
+    """``test_cfg = dict(type='mmcompact.FoldedTestLoop', check_shape=(2, 3, H, W))``: testing of the folded
+    model (see ``FoldedEvaluation``)."""
+    stage = 'test'
 
 
 @HOOKS.register_module()
 class DeployHook(Hook):
-    """For models with re-parameterizable modules trained with the normal runner.
-
-    - ``eval_folded``: validation and test run on a folded copy of the model (the deploy form users will
-      ship), checked once against the training form on a random batch (``tolerance``).
-    - ``export``: at the end of training, write ``deploy.pth`` (the folded weights; loads strictly into the
-      config with deploy=True) into ``out_dir`` (default: the work dir), checked the same way.
-
-    With MMEngine's EMAHook on, the EMA weights are what gets folded, evaluated and exported (this hook
-    runs after EMAHook has swapped them in).
+    """For models with re-parameterizable modules trained with the normal runner: at the end of training,
+    write ``deploy.pth`` (the folded weights; loads strictly into the config with deploy=True) into
+    ``out_dir`` (default: the work dir), checked against the training form on a random batch of
+    ``check_shape`` (``tolerance``). With MMEngine's EMAHook on, the EMA weights are what gets folded and
+    exported. To validate and test the folded model too, use ``FoldedValLoop`` / ``FoldedTestLoop``.
     """
 
-    priority = 'NORMAL'  # after EMAHook (ABOVE_NORMAL) swaps the EMA weights in for validation
-
-    def __init__(self, eval_folded: bool = True, export: bool = True, out_dir: Optional[str] = None,
-                 check_shape: Sequence[int] = (2, 3, 224, 224), tolerance: float = 1e-4):
-        self.eval_folded, self.export, self.out_dir = eval_folded, export, out_dir
-        self.check_shape, self.tolerance = tuple(check_shape), tolerance
-        self._checked = False
-
-    def _fold(self, runner, model):
-        device = next(model.parameters()).device
-        folded, check = fold_checked(model, random_inputs(self.check_shape).to(device), self.tolerance,
-                                     'DeployHook.tolerance')
-        if not self._checked:
-            runner.logger.info('DeployHook: folded model matches the training form (max abs diff '
-                               f"{check['max_abs_diff']:.2e})")
-            self._checked = True
-        return folded
-
-    def _swap_in_folded(self, runner) -> None:
-        if not self.eval_folded:
-            return
-        folded = self._fold(runner, unwrap_model(runner.model))
-        runner.model.val_step = folded.val_step  # the loops call model.val_step / model.test_step
-        runner.model.test_step = folded.test_step
-
-    def _restore(self, runner) -> None:
-        for name in ('val_step', 'test_step'):
-            runner.model.__dict__.pop(name, None)
-
-    def before_val_epoch(self, runner) -> None:
-        self._swap_in_folded(runner)
-
-    def after_val_epoch(self, runner, metrics=None) -> None:
-        self._restore(runner)
-
-    def before_test_epoch(self, runner) -> None:
-        self._swap_in_folded(runner)
-
-    def after_test_epoch(self, runner, metrics=None) -> None:
-        self._restore(runner)
+    def __init__(self, out_dir: Optional[str] = None, check_shape: Sequence[int] = (2, 3, 224, 224),
+                 tolerance: float = 1e-4):
+        self.out_dir, self.check_shape, self.tolerance = out_dir, tuple(check_shape), tolerance
 
     def after_train(self, runner) -> None:
-        if not self.export or not is_main_process():
+        if not is_main_process():
             return
         model = unwrap_model(runner.model)
         source = 'model'
@@ -76,7 +98,7 @@ class DeployHook(Hook):
             model = copy.deepcopy(model)
             model.load_state_dict(ema_weights(ema.ema_model), strict=True)
             source = 'EMA'
-        folded = self._fold(runner, model)
+        folded = fold_and_log_check(runner, model, self.check_shape, self.tolerance, 'DeployHook.tolerance')
         path = save_atomic(dict(meta=dict(deploy=True, weights=source), state_dict=folded.state_dict()),
                            os.path.join(self.out_dir or runner.work_dir, 'deploy.pth'), overwrite=True)
         runner.logger.info(f'DeployHook: wrote the folded {source} weights to {path}')

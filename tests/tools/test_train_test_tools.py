@@ -99,7 +99,7 @@ def test_missing_config_and_checkpoint_are_named(cli, tmp_path, tiny_config):
     assert code == 1 and 'none.pth' in stderr and 'does not exist' in stderr
 
 
-def test_deploy_hook_evaluates_and_exports_the_folded_ema_model(tiny_config, cli):
+def test_folded_loops_evaluate_and_deploy_hook_exports_the_folded_ema_model(tiny_config, cli):
     import torch
 
     from mmcompact.deploy import deploy_config
@@ -110,12 +110,26 @@ def test_deploy_hook_evaluates_and_exports_the_folded_ema_model(tiny_config, cli
     work_dir = root / 'deploy_hook'
     with_hooks = root / 'with_deploy_hook.py'
     with_hooks.write_text(f"_base_ = '{config}'\ncustom_hooks = [dict(type='EMAHook', momentum=0.5), "
-                          "dict(type='mmcompact.DeployHook', check_shape=(1, 3, 48, 48))]\n")
+                          "dict(type='mmcompact.DeployHook', check_shape=(1, 3, 48, 48))]\n"
+                          "val_cfg = dict(type='mmcompact.FoldedValLoop', check_shape=(1, 3, 48, 48))\n"
+                          "test_cfg = dict(type='mmcompact.FoldedTestLoop', check_shape=(1, 3, 48, 48))\n")
     code, _, stderr = cli('train.py', with_hooks, '--work-dir', work_dir)
     assert code == 0, stderr
     logs = '\n'.join(p.read_text() for p in work_dir.glob('*/*.log'))
+    assert 'val_cfg: folded model matches the training form' in logs
     assert 'DeployHook: folded model matches the training form' in logs
     assert 'wrote the folded EMA weights' in logs
+    # the folded test loop reports the metric of the training form (the same function)
+    code, folded_out, stderr = cli('test.py', with_hooks, str(work_dir / 'epoch_2.pth'), '--work-dir',
+                                   root / 'folded_test')
+    assert code == 0, stderr
+    code, plain_out, stderr = cli('test.py', config, str(work_dir / 'epoch_2.pth'), '--work-dir',
+                                  root / 'plain_test')
+    assert code == 0, stderr
+    assert 'test_cfg: folded model matches the training form' in folded_out + stderr + '\n'.join(
+        p.read_text() for p in (root / 'folded_test').glob('*/*.log'))
+    assert folded_out.splitlines()[-1].startswith('accuracy/top1')
+    assert folded_out.splitlines()[-1] == plain_out.splitlines()[-1]
     cfg = load_config(str(config))
     model = build_model(cfg, str(work_dir / 'epoch_2.pth'))  # its state_dict holds the EMA weights
     model.eval()
