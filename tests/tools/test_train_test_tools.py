@@ -144,8 +144,8 @@ def test_folded_loops_evaluate_and_deploy_hook_exports_the_folded_ema_model(tiny
 @pytest.mark.parametrize('task,options,rows', [
     ('cls', ['--epochs', '1', '--teacher-epochs', '1', '--num-train', '18', '--num-val', '18'],
      ['| plain |', '| re-param |', '| re-param + KD |', '| re-param + DKD |', '| full recipe', '| teacher |']),
-    ('det', ['--iters', '2', '--num-train', '8', '--num-val', '4'],
-     ['| plain |', '| re-param |', '| full recipe', '| teacher |'])])
+    ('det', ['--iters', '2', '--teacher-iters', '2', '--num-train', '8', '--num-val', '4'],
+     ['| plain |', '| re-param |', '| re-param + KD |', '| full recipe', '| teacher |'])])
 def test_recipe_study_runs_every_variant_at_toy_size(tmp_path, task, options, rows):
     from conftest import run_tool
     result = run_tool('tools/recipe_study.py', '--task', task, '--work-dir', str(tmp_path), '--seeds', '0',
