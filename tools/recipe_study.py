@@ -103,6 +103,11 @@ def det_plan(args, data: str, work_dir: str):
     return teacher, variants, 'coco/bbox_mAP', note
 
 
+def digits(metric_name: str) -> int:
+    """Decimals shown: mAP in [0, 1] needs three, top-1 in percent two."""
+    return 3 if 'mAP' in metric_name else 2
+
+
 def command(config: str, run_dir: str, options: dict) -> list:
     """tools/train.py's arguments for one run."""
     return [config, '--work-dir', run_dir, '--cfg-options'] + [f'{k}={v}' for k, v in options.items()]
@@ -143,20 +148,21 @@ def report(path: str, results: dict, teacher_score, metric_name: str, header: st
            macs: dict) -> str:
     """Write results.md: per-seed scores, mean with 95% CI, Welch tests of the study's comparisons."""
     from mmcompact.analysis import mean_ci, welch_p
+    d = digits(metric_name)
     lines = [f'| variant | deploy MACs | {metric_name} per seed | n | mean | 95% CI |', '|---|---|---|---|---|---|']
     for name, scores in results.items():
         values = [scores[s] for s in sorted(scores)]
         if values:
             mean, half = mean_ci(values)
-            lines.append(f"| {name} | {macs[name] / 1e6:.2f}M | {', '.join(f'{v:.2f}' for v in values)} | "
-                         f'{len(values)} | {mean:.2f} | +-{half:.2f} |')
+            lines.append(f"| {name} | {macs[name] / 1e6:.2f}M | {', '.join(f'{v:.{d}f}' for v in values)} | "
+                         f'{len(values)} | {mean:.{d}f} | +-{half:.{d}f} |')
     if teacher_score is not None:
-        lines.append(f'| teacher | | {teacher_score:.2f} | 1 | | |')
+        lines.append(f'| teacher | | {teacher_score:.{d}f} | 1 | | |')
     tests = ['| comparison | difference of means | Welch p |', '|---|---|---|']
     for a, b in COMPARISONS:
         if len(results.get(a, {})) > 1 and len(results.get(b, {})) > 1:
             va, vb = list(results[a].values()), list(results[b].values())
-            tests.append(f'| {a} vs {b} | {sum(va) / len(va) - sum(vb) / len(vb):+.2f} | '
+            tests.append(f'| {a} vs {b} | {sum(va) / len(va) - sum(vb) / len(vb):+.{d}f} | '
                          f'{welch_p(va, vb):.3g} |')
     table = '\n'.join(lines) + '\n\n' + '\n'.join(tests)
     summary = {}
@@ -266,7 +272,8 @@ def main(argv=None) -> int:
             else:
                 results[name][seed] = score
             bar.update(1)
-            bar.write(f'== {name}' + ('' if seed is None else f', seed {seed}') + f': {metric_name} {score:.2f}')
+            bar.write(f'== {name}' + ('' if seed is None else f', seed {seed}')
+                      + f': {metric_name} {score:.{digits(metric_name)}f}')
             report(os.path.join(work_dir, 'results.md'), results, scores.get('teacher'), metric_name, header,
                    commands, macs)
             plot(os.path.join(work_dir, 'recipe_study.png'), results, scores.get('teacher'), metric_name,
