@@ -53,6 +53,7 @@ def parse_args(argv=None):
     parser.add_argument('--teacher-iters', type=int, default=2000, help='det: teacher training iterations')
     parser.add_argument('--num-train', type=int, help='default: 6000 (cls), 400 (det)')
     parser.add_argument('--num-val', type=int, help='default: 1800 (cls), 80 (det)')
+    parser.add_argument('--variants', nargs='+', help='run only these variants (default: all of the task)')
     parser.add_argument('--jobs', type=int, default=1, help='training processes at a time (one thread each '
                                                              'when more than one)')
     args = parser.parse_args(argv)
@@ -227,6 +228,11 @@ def main(argv=None) -> int:
                                     clutter=CLS_DATA['clutter'], progress=bar.update)
         os.replace(data + '.part', data)
     teacher, variants, metric, note = (det_plan if det else cls_plan)(args, data, work_dir)
+    unknown = set(args.variants or []) - set(variants)
+    if unknown:
+        print(f'error: unknown --variants {sorted(unknown)}; this task has {list(variants)}', file=sys.stderr)
+        return 1
+    variants = {name: v for name, v in variants.items() if not args.variants or name in args.variants}
     macs = deploy_macs(f'{DEMO}/student_retinanet_ghostnetv3-0.5x_synthetic.py' if det else
                        f'{CLS}/ghostnetv3-0.5x.py', variants, 160 if det else CLS_DATA['size'])
     metric_name = 'bbox mAP' if det else 'top-1 (%)'
