@@ -174,7 +174,8 @@ class BlockwiseDistillation:
         if self.iters_per_epoch == 0:
             raise ValueError('the training dataloader of the structure search is empty: check '
                              'train_dataloader.dataset (data_root, ann_file, data_prefix)')
-        self.history: List[List[List[float]]] = []  # per epoch, the mean training loss per (b, c)
+        # per epoch, the mean training loss per (b, c); None once the candidate stopped at its plateau
+        self.history: List[List[List[Optional[float]]]] = []
         self.logger = MMLogger.get_current_instance()
 
     @property
@@ -246,8 +247,9 @@ class BlockwiseDistillation:
                     progress(1)
                 if (step + 1) % self.checkpoint_interval == 0 and step + 1 < self.iters_per_epoch:
                     self._save(epoch, step + 1, epoch_rng, running)
-            mean = (running / self.iters_per_epoch).tolist()
-            self.history.append([row[:len(labels)] for row, labels in zip(mean, self.space.labels)])
+            mean = (running / self.iters_per_epoch).tolist()  # NaN: stopped at its plateau -> None
+            self.history.append([[None if math.isnan(v) else v for v in row[:len(labels)]]
+                                 for row, labels in zip(mean, self.space.labels)])
             if self.plateau is not None:
                 self._update_plateau(epoch + 1)
             self._save(epoch + 1, 0, rng_state(), None)

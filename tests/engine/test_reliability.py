@@ -231,7 +231,8 @@ def test_structure_search_killed_and_resumed_ends_with_the_same_result(tiny_sear
     """Block-wise distillation of every candidate, SIGKILLed after its first state save and resumed:
     bitwise the same candidate weights and optimizer state, and the same scores and costs in search.json."""
     config, _ = tiny_search
-    _kill_and_resume('search_structure.py', [config, '--cfg-options', 'structure_search.epochs=10'], tmp_path,
+    _kill_and_resume('search_structure.py', [config, '--cfg-options', 'structure_search.epochs=10',
+                                             'structure_search.plateau=None'], tmp_path,
                      'search_state.pth', 'search.json')
     reference = safe_load(str(tmp_path / 'reference' / 'search_state.pth'))
     resumed = safe_load(str(tmp_path / 'killed' / 'search_state.pth'))
