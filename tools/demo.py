@@ -124,11 +124,11 @@ def main(argv=None) -> int:
     import torch
 
     import mmcompact  # noqa: F401
-    from mmcompact.analysis import count_complexity, format_table, measure_latency, read_scalars
+    from mmcompact.analysis import format_table, measure_latency, read_scalars
     from mmcompact.apis import (PLAIN_GHOSTNET_OPTIONS, coco_data_options, evaluate, run_tool,
                                 schedule_overrides)
     from mmcompact.deploy import deploy_config
-    from mmcompact.reparam import deploy_form
+    from mmcompact.structure import count_deployed
     from mmcompact.utils import build_model, load_config
     from mmcompact.checkpoint import safe_load
 
@@ -190,8 +190,8 @@ def main(argv=None) -> int:
             print(f'{name}: no detection above the score threshold: mAP 0')
         model = build_model(cfg)
         model.load_state_dict(safe_load(ckpt)['state_dict'], strict=True)
-        complexity = count_complexity(deploy_form(model), (1, 3, 160, 160), parts=[])
-        table.append(dict(name=name, model=model.eval(), params=complexity.params, macs=complexity.macs,
+        complexity = count_deployed(model, (3, 160, 160))
+        table.append(dict(name=name, model=model.eval(), params=complexity['params'], macs=complexity['macs'],
                           mAP=metrics.get('coco/bbox_mAP', 0.0), mAP50=metrics.get('coco/bbox_mAP_50', 0.0)))
     latency = measure_latency({row['name']: row['model'] for row in table}, 1, (160, 160), warmup=2, iters=10)
 

@@ -134,14 +134,13 @@ def train(cmd: list, run_dir: str, metric: str, threads: int):
 
 def deploy_macs(student_config: str, variants: dict, size: int) -> dict:
     """Deploy-form MACs of each variant's student (the same network for all of them, by design)."""
-    from mmcompact.analysis import count_complexity
-    from mmcompact.reparam import deploy_form
+    from mmcompact.structure import count_deployed
     from mmcompact.utils import build_model, load_config
     macs = {}
     for name, (_, options) in variants.items():
         backbone = {k: v for k, v in options.items() if k.startswith('model.backbone.')}
         model = build_model(load_config(student_config, backbone))
-        macs[name] = count_complexity(deploy_form(model), (1, 3, size, size), parts=[]).macs
+        macs[name] = count_deployed(model, (3, size, size))['macs']
     return macs
 
 

@@ -317,7 +317,7 @@ class BlockwiseDistillation:
         losses = self.net(xs, ys, self.active, self.feed_choice(iteration))
         self.optimizer.zero_grad()
         total = torch.stack([loss.nansum() for loss in losses]).sum()
-        if total.requires_grad:  # (False once every candidate has stopped, until the epoch ends)
+        if total.requires_grad:  # False when only frozen teacher blocks are still active
             total.backward()
         self.optimizer.step()
         return self._padded([loss.detach() for loss in losses])
