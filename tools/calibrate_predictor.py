@@ -78,7 +78,8 @@ def main(argv=None) -> int:
         return 1
     work_dir = os.path.abspath(args.work_dir or os.path.join(args.search_dir, 'calibration'))
     costs = [[entry['macs'] for entry in row] for row in result['costs']['table']]
-    choices = sample_structures(costs, result['costs']['fixed']['macs'], args.num, args.seed)
+    choices = sample_structures(costs, result['costs']['fixed']['macs'], args.num, args.seed,
+                                links=result.get('links'))
     if len(choices) < args.num:
         print(f'error: the search space has only {len(choices)} distinct structures by cost; use --num '
               f'{len(choices)} or fewer', file=sys.stderr)

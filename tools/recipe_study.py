@@ -28,7 +28,6 @@ import re
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, 'tools', 'train.py')
@@ -211,6 +210,7 @@ def main(argv=None) -> int:
     start = time.time()
     from tqdm import tqdm
 
+    from mmcompact.apis import run_jobs
     from mmcompact.data import make_classification, make_coco_detection
     det = args.task == 'det'
     work_dir = os.path.abspath(args.work_dir or ('work_dirs/recipe_study_det' if det else
@@ -258,9 +258,8 @@ def main(argv=None) -> int:
     scores = {}
     teacher_done = threading.Event()
     lock = threading.Lock()
-    failures = []
 
-    def run(job):
+    def run(job, bar):
         name, seed, cmd, run_dir = job
         if name != 'teacher' and 'model.teacher_checkpoint' in ' '.join(cmd):
             teacher_done.wait()
@@ -288,12 +287,7 @@ def main(argv=None) -> int:
     # Teacher first, then the runs that do not need it, so that they fill the other workers meanwhile; each
     # group seed by seed, so that an interrupted study has every variant at its first seeds.
     ordered = [jobs[0]] + sorted(jobs[1:], key=lambda j: ('model.teacher_checkpoint' in ' '.join(j[2]), j[1]))
-    with tqdm(total=len(jobs), desc='recipe study', unit='run') as bar, ThreadPoolExecutor(args.jobs) as pool:
-        for job, future in [(job, pool.submit(run, job)) for job in ordered]:
-            try:
-                future.result()
-            except RuntimeError as err:
-                failures.append(f'{job[0]} seed {job[1]}: {err}')
+    failures = run_jobs(ordered, run, args.jobs, 'recipe study', lambda job: f'{job[0]} seed {job[1]}')
     table = report(os.path.join(work_dir, 'results.md'), results, scores.get('teacher'), metric_name, header,
                    commands, macs)
     print(table)

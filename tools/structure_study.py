@@ -1,58 +1,164 @@
-"""Does the learned structure beat a uniform width multiplier (and random structures) at the same deploy
-MACs? On the recipe study's synthetic data and ResNet-18 teacher (run tools/recipe_study.py first).
+"""Does the learned structure beat a uniform width multiplier of the teacher at the same deploy MACs?
 
-    python tools/structure_study.py [--work-dir work_dirs/structure_study] [--budgets 40M 20M]
-                                    [--seeds 0 1 2] [--epochs 5] [--search-epochs 2]
+    python tools/structure_study.py [--work-dir work_dirs/structure_study] [--budgets 8M 16M 24M]
+                                    [--seeds 0 1 2 3 4] [--epochs 12] [--jobs 2]
 
-Steps, each a normal tool run: search_structure.py, export_structure.py per budget (learned; and a random
-configuration within 80-100% of the budget, same block-distilled init), a ResNet-18 with a uniform width
-multiplier at the same budget, then train.py on each student's KD config (logit KD from the teacher) per
-seed. Writes results.md, measured.json and the search plots (pareto.png with the measured points).
+The protocol (everything resumable: a finished step or run is reused, an interrupted one resumed):
+1. data: 32x32 synthetic classification, 12 classes in 6 families of 2 (shape + mark), 4000 / 1000 images;
+2. teacher: mmpretrain ResNetV1c-18 (configs/study/resnet18c_32px_cls.py), --teacher-epochs;
+3. search: configs/structure/resnet18c_32px_width_search.py (stem and stages, searchable widths), seed 0,
+   and again with seed 1 to check that the chosen structures are stable;
+4. per budget: "learned" = the exact selection's structure with its block-distilled initialisation,
+   fine-tuned with logit KD from the teacher; "uniform" = ResNetV1c-18 with every width scaled by one
+   multiplier (rounded per stage to 8 channels), the largest within the budget and at most 3% under it,
+   trained with the same KD recipe from scratch; "random" = a random structure of the same space within
+   90-100% of the budget, same initialisation and recipe; "no-init" = the learned structure from random
+   initialisation; "no-KD" = the learned structure with its initialisation, trained without KD;
+5. every student trains --epochs with the same recipe (AdamW, cosine, the teacher's runtime), --seeds each.
+
+Writes results.md (mean with 95% confidence interval, Welch test against uniform), measured.json, study.png
+(top-1 vs deploy MACs) and the search's plots.
 """
 import argparse
 import json
 import os
 import random
-import statistics
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-SEARCH_CONFIG = os.path.join(ROOT, 'configs', 'structure', 'resnet18_synthetic_cls_search.py')
+TEACHER_CONFIG = os.path.join(ROOT, 'configs', 'study', 'resnet18c_32px_cls.py')
+SEARCH_CONFIG = os.path.join(ROOT, 'configs', 'structure', 'resnet18c_32px_width_search.py')
+DATA = dict(classes=12, family_size=2, size=32)
+METHODS = ['learned', 'uniform', 'random', 'no-init', 'no-KD']
+METRIC = 'accuracy/top1'
+# the teacher family in the search's candidate types: mmpretrain's deep stem and ResNet basic-block stages
+STEM = dict(type='ConvStack', num_convs=3, hidden_ratio=0.5)
+STAGE = dict(type='BasicResidual', width_ratio=1.0, num_blocks=2)
 
 
 def parse_args(argv=None):
     from mmcompact.analysis import parse_amount
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/structure_study')
-    parser.add_argument('--recipe-dir', default='work_dirs/recipe_study',
-                        help='the recipe study (data/ and teacher/)')
-    parser.add_argument('--budgets', type=parse_amount, nargs='+', default=[40e6, 20e6])
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--epochs', type=int, default=5)
-    parser.add_argument('--search-epochs', type=int, default=2)
-    parser.add_argument('--methods', nargs='+', default=['learned', 'uniform', 'random'],
-                        choices=['learned', 'uniform', 'random'])
-    return parser.parse_args(argv)
+    parser.add_argument('--budgets', type=parse_amount, nargs='+', default=[8e6, 16e6, 24e6])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
+    parser.add_argument('--epochs', type=int, default=12, help='student epochs (every method)')
+    parser.add_argument('--teacher-epochs', type=int, default=24)
+    parser.add_argument('--search-epochs', type=int, default=4, help='at most (plateau stopping)')
+    parser.add_argument('--num-train', type=int, default=4000)
+    parser.add_argument('--num-val', type=int, default=1000)
+    parser.add_argument('--methods', nargs='+', default=METHODS, choices=METHODS)
+    parser.add_argument('--ablation-budgets', type=parse_amount, nargs='*',
+                        help='budgets of the random / no-init / no-KD runs (default: the middle budget)')
+    parser.add_argument('--search-seeds', type=int, nargs='+', default=[0, 1],
+                        help='the first picks the structures; the others check their stability')
+    parser.add_argument('--jobs', type=int, default=2, help='training processes at a time (one thread each)')
+    args = parser.parse_args(argv)
+    if args.ablation_budgets is None:
+        args.ablation_budgets = [sorted(args.budgets)[len(args.budgets) // 2]]
+    if min(args.epochs, args.teacher_epochs, args.search_epochs, args.jobs) < 1:
+        parser.error('--epochs, --teacher-epochs, --search-epochs and --jobs must be >= 1')
+    return args
 
 
-def uniform_width_config(cfg, budget: float, input_shape):
-    """The teacher config with a ResNet whose stem and stage widths are scaled by one multiplier: the
-    widest (channels a multiple of 8) whose deploy MACs fit ``budget``."""
+def uniform_config(cfg, search_result: dict, widths: list):
+    """The teacher config with a ``StructuredBackbone`` of the teacher family at ``widths``."""
     from mmengine.config import Config
+    student = Config(dict(cfg.to_dict()))
+    student.pop('structure_search', None)
+    blocks, previous = {}, search_result['blocks'][0]['in_channels']
+    for block, width in zip(search_result['blocks'], widths):
+        spec = STEM if block['path'] == 'stem' else STAGE
+        blocks[block['path']] = dict(spec, in_channels=previous, out_channels=width, stride=block['stride'])
+        previous = width
+    student.model.backbone = dict(type='mmcompact.StructuredBackbone', backbone=cfg.model.backbone,
+                                  blocks=blocks)
+    student.model.head.in_channels = widths[-1]
+    return student
 
-    from mmcompact.utils import build_model
+
+def matched_uniform(cfg, search_result: dict, budget: float, input_shape, tolerance: float = 0.03):
+    """The uniform-width student with the most deploy MACs within ``budget``: per multiplier m (steps of
+    0.01), every boundary's width is m x the teacher's rounded down or up to a multiple of 8 (per stage, all
+    combinations), costs summed from exactly counted blocks and head, the winner re-counted whole. Raises if
+    it is more than ``tolerance`` under the budget. Returns (widths, MACs)."""
+    import itertools
+    import math
+
+    from mmcompact.models.blocks import Interface, build_candidate
     from mmcompact.structure import count_deployed
+    from mmcompact.utils import build_model
+    blocks = search_result['blocks']
+    num_classes = cfg.model.head.num_classes
+    cache = {}
 
-    for channels in range(64, 0, -8):
-        student = Config(dict(cfg.to_dict()))
-        student.pop('structure_search', None)
-        student.model.backbone.update(stem_channels=channels, base_channels=channels)
-        student.model.head.in_channels = channels * 8
-        if count_deployed(build_model(student), input_shape)['macs'] <= budget:
-            return student
-    raise ValueError(f'no uniform width fits {budget:,.0f} MACs')
+    def block_macs(b: int, w_in: int, w_out: int) -> int:
+        if (b, w_in, w_out) not in cache:
+            spec = STEM if blocks[b]['path'] == 'stem' else STAGE
+            module = build_candidate(spec, Interface(w_in, w_out, blocks[b]['stride']))
+            cache[b, w_in, w_out] = count_deployed(module, (w_in, *blocks[b]['input_shape'][1:]))['macs']
+        return cache[b, w_in, w_out]
+
+    best = (None, -1)
+    for step in range(100, 4, -1):
+        options = [sorted({max(8, 8 * math.floor(block['out_channels'] * step / 800)),
+                           max(8, 8 * math.ceil(block['out_channels'] * step / 800))}) for block in blocks]
+        for widths in itertools.product(*options):
+            inputs = [blocks[0]['in_channels'], *widths[:-1]]
+            macs = sum(block_macs(b, i, o) for b, (i, o) in enumerate(zip(inputs, widths))) + \
+                widths[-1] * num_classes  # the linear head
+            if best[1] < macs <= budget:
+                best = (list(widths), macs)
+    if best[0] is None:
+        raise ValueError(f'no uniform width fits {budget:,.0f} MACs')
+    exact = count_deployed(build_model(uniform_config(cfg, search_result, best[0])), input_shape)['macs']
+    if exact > budget or exact < (1 - tolerance) * budget:
+        raise ValueError(f'the closest uniform width {best[0]} has {exact:,.0f} MACs, not within {tolerance:.0%} '
+                         f'under {budget:,.0f}')
+    return best[0], exact
+
+
+def random_chain(search_result: dict, budget: float, seed: int, low: float = 0.9):
+    """A random structure of the search space (widths agree between blocks) within [low, 1] x budget."""
+    from mmcompact.structure.knapsack import draw_structure
+    rng = random.Random(seed)
+    table, fixed = search_result['costs']['table'], search_result['costs']['fixed']['macs']
+    sizes = [len(row) for row in table]
+    for _ in range(200000):
+        choice = draw_structure(rng, sizes, search_result['links'])
+        macs = fixed + sum(table[b][c]['macs'] for b, c in enumerate(choice))
+        if low * budget <= macs <= budget:
+            return list(choice)
+    raise ValueError(f'no random structure within {low:.0%}-100% of {budget:,.0f} MACs')
+
+
+def plot(path: str, rows: list, teacher: dict) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    colours = {'learned': '#d62728', 'uniform': '#1f77b4', 'random': '#7f7f7f', 'no-init': '#ff7f0e',
+               'no-KD': '#2ca02c'}
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for method in colours:
+        points = [r for r in rows if r['method'] == method]
+        if points:
+            ax.errorbar([r['macs'] / 1e6 for r in points], [r['mean'] for r in points],
+                        yerr=[0 if r['ci'] != r['ci'] else r['ci'] for r in points], fmt='o-' if method in
+                        ('learned', 'uniform') else 'o', color=colours[method], label=method, capsize=3)
+    if teacher.get('top1') is not None:
+        ax.axhline(teacher['top1'], ls='--', color='black', lw=1,
+                   label=f"teacher ({teacher['macs'] / 1e6:.1f}M MACs)")
+    ax.set_xlabel('deploy MACs (M), 32x32 input')
+    ax.set_ylabel('top-1 (%), mean and 95% CI over seeds')
+    ax.set_title('Learned structure vs uniform width (ResNetV1c-18 teacher)')
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main(argv=None) -> int:
@@ -60,117 +166,194 @@ def main(argv=None) -> int:
     start = time.time()
 
     import mmcompact  # noqa: F401
-    from mmcompact.analysis import final_metric
-    from mmcompact.apis import run_tool
-    from mmcompact.utils import build_model, load_config
-    from mmcompact.structure import count_deployed, export_structure as export_lib, load_search
+    from mmcompact.analysis import final_metric, mean_ci, welch_p
+    from mmcompact.apis import epoch_overrides, run_jobs, run_tool
+    from mmcompact.structure import candidate_label, choose, count_deployed, export_structure, load_search
     from mmcompact.structure.api import write_student_configs
+    from mmcompact.utils import build_model, load_config
 
     work_dir = os.path.abspath(args.work_dir)
-    recipe = os.path.abspath(args.recipe_dir)
-    data = os.path.join(recipe, 'data')
-    teachers = sorted(f for f in os.listdir(os.path.join(recipe, 'teacher')) if f.startswith('epoch_')) \
-        if os.path.isdir(os.path.join(recipe, 'teacher')) else []
-    if not teachers:
-        print(f'error: no teacher checkpoint in {recipe}/teacher: run tools/recipe_study.py first',
-              file=sys.stderr)
-        return 1
-    teacher_ckpt = os.path.join(recipe, 'teacher', teachers[-1])
+    data = os.path.join(work_dir, 'data')
     data_options = {f'{split}.dataset.data_root': data
                     for split in ('train_dataloader', 'val_dataloader', 'test_dataloader')}
-    commands = []
+    threads = 1 if args.jobs > 1 else None
+    commands = [f'python tools/structure_study.py {" ".join(argv if argv is not None else sys.argv[1:])}']
+    os.makedirs(work_dir, exist_ok=True)
+    log = os.path.join(work_dir, 'study.log')
 
-    def tool(name, argv):
-        shown = [os.path.relpath(a) if isinstance(a, str) and os.path.isabs(a) else str(a) for a in argv]
+    def tool(name, argv_, threads_=None):
+        shown = [os.path.relpath(a, ROOT) if isinstance(a, str) and os.path.isabs(a) else str(a) for a in argv_]
         commands.append(f'python tools/{name}.py ' + ' '.join(shown))
-        if run_tool(os.path.join(HERE, f'{name}.py'), argv):
-            raise RuntimeError(f'tools/{name}.py failed: {argv}')
+        if run_tool(os.path.join(HERE, f'{name}.py'), argv_, log=log, threads=threads_):
+            raise RuntimeError(f'tools/{name}.py failed (see {log}): {shown}')
 
-    search_dir = os.path.join(work_dir, 'search')
-    commands.append(f'python tools/structure_study.py --work-dir {args.work_dir} --recipe-dir {args.recipe_dir} '
-                    f"--budgets {' '.join(f'{b / 1e6:g}M' for b in args.budgets)} --seeds "
-                    f"{' '.join(map(str, args.seeds))} --epochs {args.epochs} --search-epochs "
-                    f"{args.search_epochs} --methods {' '.join(args.methods)}   # all of the below")
-    if not os.path.isfile(os.path.join(search_dir, 'search.json')):
-        options = dict(data_options, **{'structure_search.teacher_checkpoint': teacher_ckpt,
-                                        'structure_search.epochs': args.search_epochs})
-        tool('search_structure', [SEARCH_CONFIG, '--work-dir', search_dir, '--resume', '--cfg-options']
-             + [f'{k}={v}' for k, v in options.items()])
-    result = load_search(search_dir)
+    def options(extra: dict) -> list:
+        return ['--cfg-options'] + [f'{k}={v}' for k, v in dict(data_options, **extra).items()]
+
+    # 1-2: data and teacher
+    if not os.path.isdir(os.path.join(data, 'val')):
+        tool('make_synthetic', ['cls', data, '--classes', DATA['classes'], '--family-size', DATA['family_size'],
+                                '--size', DATA['size'], '--num-train', args.num_train, '--num-val', args.num_val])
+    teacher_dir = os.path.join(work_dir, 'teacher')
+    teacher_ckpt = os.path.join(teacher_dir, f'epoch_{args.teacher_epochs}.pth')
+    if not os.path.isfile(teacher_ckpt):
+        tool('train', [TEACHER_CONFIG, '--work-dir', teacher_dir, '--resume']
+             + options(dict(epoch_overrides(args.teacher_epochs), **{'train_cfg.val_interval': 4})))
+    teacher_top1 = final_metric(teacher_dir, METRIC)
+
+    # 3: searches
+    def search(seed: int) -> dict:
+        search_dir = os.path.join(work_dir, f'search_seed{seed}')
+        if not os.path.isfile(os.path.join(search_dir, 'search.json')):
+            tool('search_structure', [SEARCH_CONFIG, '--work-dir', search_dir, '--resume'] + options({
+                'structure_search.teacher_checkpoint': teacher_ckpt, 'structure_search.epochs': args.search_epochs,
+                'structure_search.seed': seed, 'randomness.seed': seed}))
+        return load_search(search_dir)
+
+    main_seed = args.search_seeds[0]
+    search_dir = os.path.join(work_dir, f'search_seed{main_seed}')
+    result = search(main_seed)
     input_shape = tuple(result['input_shape'])
     cfg = load_config(SEARCH_CONFIG, data_options)
+    teacher_cost = result['costs']['teacher']
 
-    train_options = dict(data_options, **{
-        'train_cfg.max_epochs': args.epochs, 'train_cfg.val_interval': args.epochs,
-        'param_scheduler.0.T_max': args.epochs, 'default_hooks.checkpoint.interval': args.epochs})
-    measured = []
+    # 4: students per budget and method
+    students = {}  # (budget, method) -> folder with student.py / student_kd.py
+    notes = {}
     for budget in args.budgets:
         tag = f'{budget / 1e6:g}M'
-        students = {}
-        if 'learned' in args.methods:
-            out = os.path.join(work_dir, tag, 'learned')
-            if not os.path.isfile(os.path.join(out, 'student_kd.py')):
-                tool('export_structure', [search_dir, '--macs', budget, '--out', out])
-            students['learned'] = out
-        if 'random' in args.methods:
-            rng = random.Random(int(budget))
-            costs, fixed = result['costs']['table'], result['costs']['fixed']['macs']
-            fits = []
-            for _ in range(20000):
-                choice = [rng.randrange(len(labels)) for labels in result['labels']]
-                macs = fixed + sum(costs[b][c]['macs'] for b, c in enumerate(choice))
-                if 0.8 * budget <= macs <= budget:
-                    fits.append(choice)
-            out = os.path.join(work_dir, tag, 'random')
-            if fits and not os.path.isfile(os.path.join(out, 'student_kd.py')):
-                export_lib(search_dir, {}, out, choice=fits[0])
-                commands.append(f'(random configuration {fits[0]} exported with '
-                                'mmcompact.structure.export_structure(choice=...))')
-            if fits:
-                students['random'] = out
-        if 'uniform' in args.methods:
-            out = os.path.join(work_dir, tag, 'uniform')
-            if not os.path.isfile(os.path.join(out, 'student_kd.py')):
-                student_cfg = uniform_width_config(cfg, budget, input_shape)
-                write_student_configs(student_cfg, out, os.path.join(search_dir, 'search_config.py'),
-                                      teacher_ckpt, 'head.fc')
-            students['uniform'] = out
-        for method, out in students.items():
-            macs = count_deployed(build_model(load_config(os.path.join(out, 'student.py'))), input_shape)['macs']
-            for seed in args.seeds:
-                run_dir = os.path.join(out, f'seed{seed}')
-                if final_metric(run_dir, 'accuracy/top1') is None:
-                    tool('train', [os.path.join(out, 'student_kd.py'), '--work-dir', run_dir, '--cfg-options']
-                         + [f'{k}={v}' for k, v in dict(train_options, **{'randomness.seed': seed}).items()])
-                top1 = final_metric(run_dir, 'accuracy/top1')
-                measured.append(dict(name=method, budget=budget, macs=macs, seed=seed, top1=top1))
-                print(f'== {tag} {method} seed {seed}: {macs / 1e6:.2f}M MACs, top-1 {top1:.2f}', flush=True)
+        methods = [m for m in args.methods if m in ('learned', 'uniform') or budget in args.ablation_budgets]
+        learned = os.path.join(work_dir, tag, 'learned')
+        if any(m in methods for m in ('learned', 'no-init', 'no-KD')) and \
+                not os.path.isfile(os.path.join(learned, 'student_kd.py')):
+            tool('export_structure', [search_dir, '--macs', budget, '--out', learned, '--force'])
+        for method in methods:
+            out = os.path.join(work_dir, tag, method)
+            if method in ('learned', 'no-KD'):
+                students[budget, method] = learned
+            elif method == 'uniform':
+                if not os.path.isfile(os.path.join(out, 'student_kd.py')):
+                    widths, _ = matched_uniform(cfg, result, budget, input_shape)
+                    write_student_configs(uniform_config(cfg, result, widths), out,
+                                          os.path.join(search_dir, 'search_config.py'), teacher_ckpt, 'head.fc')
+                students[budget, method] = out
+            elif method == 'random':
+                if not os.path.isfile(os.path.join(out, 'student_kd.py')):
+                    choice = random_chain(result, budget, seed=int(budget))
+                    export_structure(search_dir, {}, out, choice=choice, force=True)
+                students[budget, method] = out
+            elif method == 'no-init':
+                if not os.path.isfile(os.path.join(out, 'student_kd.py')):
+                    no_init = load_config(os.path.join(learned, 'student.py'))
+                    no_init.model.pop('init_cfg', None)
+                    write_student_configs(no_init, out, os.path.join(search_dir, 'search_config.py'),
+                                          teacher_ckpt, 'head.fc')
+                students[budget, method] = out
+    for (budget, method), out in students.items():
+        student_cfg = load_config(os.path.join(out, 'student.py'))
+        blocks = student_cfg.model.backbone.blocks
+        notes[budget, method] = dict(
+            macs=count_deployed(build_model(student_cfg), input_shape)['macs'],
+            structure=', '.join(f"{path}: {candidate_label(spec)} {spec['in_channels']}>{spec['out_channels']}"
+                                for path, spec in blocks.items()))
 
-    with open(os.path.join(work_dir, 'measured.json'), 'w') as f:
-        json.dump(measured, f, indent=1)
-    lines = ['| budget | method | deploy MACs | top-1 per seed | mean | std |', '|---|---|---|---|---|---|']
-    for budget in args.budgets:
-        for method in args.methods:
-            runs = [m for m in measured if m['budget'] == budget and m['name'] == method]
-            if not runs:
-                continue
-            accs = [m['top1'] for m in runs]
-            lines.append(f"| {budget / 1e6:g}M | {method} | {runs[0]['macs'] / 1e6:.2f}M | "
-                         f"{', '.join(f'{a:.2f}' for a in accs)} | {statistics.mean(accs):.2f} | "
-                         f"{statistics.stdev(accs) if len(accs) > 1 else 0:.2f} |")
-    table = '\n'.join(lines)
-    check = result['additivity']
-    search_minutes = result['search_seconds'] / 60
+    jobs = []  # learned and uniform first, seed by seed; then the ablations, seed by seed
+    for ablation in (False, True):
+        for seed in args.seeds:
+            for budget in args.budgets:
+                for method in args.methods:
+                    if (budget, method) not in students or (method not in ('learned', 'uniform')) != ablation:
+                        continue
+                    out = students[budget, method]
+                    config = os.path.join(out, 'student.py' if method == 'no-KD' else 'student_kd.py')
+                    run_dir = os.path.join(work_dir, f'{budget / 1e6:g}M', method, f'seed{seed}')
+                    jobs.append((budget, method, seed, config, run_dir))
+    measured = {}
+    measured_path = os.path.join(work_dir, 'measured.json')
+    lock = threading.Lock()
+
+    def rows_and_report() -> list:
+        rows = []
+        for budget in args.budgets:
+            uniform = [measured[k] for k in measured if k[0] == budget and k[1] == 'uniform']
+            for method in args.methods:
+                values = [measured[k] for k in sorted(measured) if k[0] == budget and k[1] == method]
+                if not values:
+                    continue
+                mean, ci = mean_ci(values)
+                rows.append(dict(budget=budget, method=method, macs=notes[budget, method]['macs'], n=len(values),
+                                 values=values, mean=mean, ci=ci,
+                                 delta=mean - sum(uniform) / len(uniform) if uniform and method != 'uniform'
+                                 else None,
+                                 p=welch_p(values, uniform) if method != 'uniform' else None))
+        with open(measured_path + '.tmp', 'w') as f:
+            json.dump(dict(teacher=dict(top1=teacher_top1, **teacher_cost),
+                           runs=[dict(budget=k[0], method=k[1], seed=k[2], top1=v) for k, v in sorted(measured.items())],
+                           rows=rows), f, indent=1)
+        os.replace(measured_path + '.tmp', measured_path)
+        plot(os.path.join(work_dir, 'study.png'), rows, dict(top1=teacher_top1, **teacher_cost))
+        return rows
+
+    def run(job, bar):
+        budget, method, seed, config, run_dir = job
+        value = final_metric(run_dir, METRIC)
+        if value is None:
+            argv_ = [config, '--work-dir', run_dir, '--resume'] + options(
+                dict(epoch_overrides(args.epochs), **{'randomness.seed': seed}))
+            if run_tool(os.path.join(HERE, 'train.py'), argv_, log=os.path.join(work_dir, 'runs.log'),
+                        threads=threads):
+                raise RuntimeError(f'training failed: see {run_dir}')
+            value = final_metric(run_dir, METRIC)
+        with lock:
+            measured[budget, method, seed] = value
+            rows_and_report()
+            bar.update(1)
+            bar.write(f'== {budget / 1e6:g}M {method} seed {seed}: top-1 {value:.2f}')
+
+    failures = run_jobs(jobs, run, args.jobs, 'structure study',
+                        lambda job: f'{job[1]} {job[0] / 1e6:g}M seed {job[2]}')
+    commands.append(f'python tools/train.py <student config> --work-dir <run dir> --resume --cfg-options '
+                    f'<data roots> {" ".join(f"{k}={v}" for k, v in epoch_overrides(args.epochs).items())} '
+                    'randomness.seed=<seed>   # per run')
+
+    # stability of the chosen structures across search seeds
+    stability = []
+    for seed in args.search_seeds[1:]:
+        other = search(seed)
+        for budget in args.budgets:
+            a, b = choose(result, dict(macs=budget)), choose(other, dict(macs=budget))
+            stability.append(dict(budget=budget, seed=seed,
+                                  first=[result['labels'][i][c] for i, c in enumerate(a.choice)],
+                                  other=[other['labels'][i][c] for i, c in enumerate(b.choice)]))
+    tool('plot_structure', [search_dir, '--measured', measured_path, '--out', work_dir])
+
+    rows = rows_and_report()
+    lines = ['| budget | method | deploy MACs | n | top-1 mean ± 95% CI | vs uniform | Welch p | per seed |',
+             '|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        lines.append(f"| {r['budget'] / 1e6:g}M | {r['method']} | {r['macs'] / 1e6:.2f}M | {r['n']} | "
+                     f"{r['mean']:.2f} ± {r['ci']:.2f} | "
+                     + ('' if r['delta'] is None else f"{r['delta']:+.2f}") + ' | '
+                     + ('' if r['p'] is None else f"{r['p']:.3g}") + ' | '
+                     + ', '.join(f'{v:.1f}' for v in r['values']) + ' |')
+    structures = [f"- {b / 1e6:g}M {m} ({notes[b, m]['macs'] / 1e6:.2f}M MACs): {notes[b, m]['structure']}"
+                  for (b, m) in sorted(notes) if m not in ('no-init', 'no-KD')]
+    stable = [f"- {s['budget'] / 1e6:g}M: seed {main_seed}: {', '.join(s['first'])}; seed {s['seed']}: "
+              f"{', '.join(s['other'])} ({'same' if s['first'] == s['other'] else 'different'})" for s in stability]
     with open(os.path.join(work_dir, 'results.md'), 'w') as f:
-        f.write(f'# Structure study (teacher {os.path.relpath(teacher_ckpt, ROOT)}, {args.epochs} epochs KD '
-                f'fine-tuning, seeds {args.seeds})\n\n{table}\n\nTeacher: '
-                f"{result['costs']['teacher']['macs'] / 1e6:.2f}M MACs. Search: {search_minutes:.1f} min; "
-                f"additivity Spearman {check['spearman']:.3f} over {len(check['choices'])} configurations.\n\n"
-                'Commands:\n\n```\n' + '\n'.join(commands) + '\n```\n')
-    tool('plot_structure', [search_dir, '--measured', os.path.join(work_dir, 'measured.json'), '--out', work_dir])
-    print(table)
-    print(f'wrote {work_dir}/results.md in {(time.time() - start) / 60:.1f} min')
-    return 0
+        f.write('\n'.join([
+            f'# Structure study ({args.epochs}-epoch students, seeds {args.seeds}, {(time.time() - start) / 60:.0f} '
+            'min this invocation)', '',
+            f"Teacher: ResNetV1c-18, {teacher_cost['macs'] / 1e6:.2f}M MACs, top-1 {teacher_top1}. Search: "
+            f"{result['search_seconds'] / 60:.1f} min, additivity Spearman {result['additivity']['spearman']:.2f}.",
+            '', *lines, '', 'Structures (candidate, input>output channels per block; no-init and no-KD are the '
+            'learned ones):', *structures, '', 'Stability across search seeds:', *(stable or ['- not run']), '',
+            'Commands:', '', '```', *commands, '```', '']))
+    print('\n'.join(lines))
+    print(f'wrote {work_dir}/results.md, measured.json, study.png in {(time.time() - start) / 60:.1f} min')
+    for failure in failures:
+        print(f'error: {failure}', file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == '__main__':

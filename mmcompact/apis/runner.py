@@ -3,7 +3,7 @@ import copy
 import os
 import subprocess
 import sys
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 from mmengine.config import Config
@@ -98,3 +98,21 @@ def run_tool(script: str, argv: Sequence[Any], log: Optional[str] = None, thread
         return subprocess.call(cmd, env=env, cwd=cwd)
     with open(log, 'a') as f:
         return subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+
+
+def run_jobs(jobs: Sequence[Any], run: Callable[[Any, Any], Any], workers: int, desc: str,
+             describe: Callable[[Any], str]) -> List[str]:
+    """Call ``run(job, bar)`` for every job in order, ``workers`` at a time (threads; a job usually runs a
+    tool process), under one tqdm progress bar ``bar`` (``run`` updates it). A job that raises
+    RuntimeError does not stop the others; returns one message per failed job, named by ``describe(job)``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+    failures = []
+    with tqdm(total=len(jobs), desc=desc, unit='run') as bar, ThreadPoolExecutor(workers) as pool:
+        for job, future in [(job, pool.submit(run, job, bar)) for job in jobs]:
+            try:
+                future.result()
+            except RuntimeError as err:
+                failures.append(f'{describe(job)}: {err}')
+    return failures

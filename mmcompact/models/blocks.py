@@ -156,6 +156,22 @@ class GhostBlock(nn.Sequential):
 
 
 @CANDIDATES.register_module()
+class ConvStack(nn.Sequential):
+    """A stem: ``num_convs`` kxk ConvBN-ReLU layers (stride on the first), hidden width ``hidden_ratio`` x
+    out_channels. ``num_convs=3, hidden_ratio=0.5`` is mmpretrain's ``deep_stem`` (ResNetV1c/d) at any
+    width."""
+    short_name = 'conv'
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, kernel_size: int = 3,
+                 num_convs: int = 3, hidden_ratio: float = 0.5, deploy: bool = False):
+        check_options('ConvStack', kernel_size=kernel_size, num_blocks=num_convs, width_ratio=hidden_ratio)
+        hidden = make_divisible(out_channels * hidden_ratio, 8)
+        widths = [in_channels] + [hidden] * (num_convs - 1) + [out_channels]
+        super().__init__(*(ConvBN(widths[i], widths[i + 1], kernel_size, stride if i == 0 else 1,
+                                  act_cfg=dict(type='ReLU'), deploy=deploy) for i in range(num_convs)))
+
+
+@CANDIDATES.register_module()
 class Keep:
     """The teacher's block itself (initialised from the teacher), or its first ``num_blocks`` repeats when
     the block is a stage (an nn.Sequential): fewer repeats of the teacher's own blocks."""
@@ -186,6 +202,7 @@ class Keep:
 class Skip:
     """No block at all (identity): only where the block keeps channels and has stride 1."""
     short_name = 'skip'
+    any_width = True  # fits a narrowed interface too (unlike Keep, which is the teacher's block as it is)
 
     @staticmethod
     def applicable(interface: Interface, block: nn.Module) -> Optional[str]:
@@ -216,7 +233,7 @@ class OutputAffine(nn.Module):
 
 
 _ABBREVIATIONS = dict(kernel_size='k', expand_ratio='e', width_ratio='w', num_blocks='x', se_ratio='se',
-                      num_branches='b')
+                      num_branches='b', num_convs='n', hidden_ratio='h')
 
 
 def candidate_label(spec: dict) -> str:

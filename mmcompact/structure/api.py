@@ -22,7 +22,7 @@ RESULT_FILE = 'search.json'
 CONFIG_FILE = 'search_config.py'
 SEARCH_KEYS = {'teacher_checkpoint', 'input_shape', 'blocks', 'candidates', 'epochs', 'optimizer',
                'checkpoint_interval', 'log_interval', 'correlation_samples', 'seed', 'output_affine', 'plateau',
-               'progressive'}
+               'progressive', 'widths'}
 
 
 def search_settings(cfg: Config) -> dict:
@@ -57,7 +57,7 @@ def build_teacher_and_space(cfg: Config, settings: dict):
     if not isinstance(getattr(model, 'backbone', None), nn.Module):
         raise TypeError(f'the structure search needs a model with a backbone, got {type(model).__name__}')
     space = build_search_space(model.backbone, settings['input_shape'], settings['candidates'],
-                               settings.get('blocks'), settings.get('output_affine', True))
+                               settings.get('blocks'), settings.get('output_affine', True), settings.get('widths'))
     return model, space
 
 
@@ -93,7 +93,8 @@ def run_search(cfg: Config, work_dir: str, resume: bool = False,
         input_shape=list(settings['input_shape']),
         blocks=[dict(path=b.path, **b.interface.as_dict(), input_shape=list(b.input_shape))
                 for b in space.blocks],
-        candidates=space.menus, labels=space.labels, costs=costs, scores=scores, history=search.history,
+        candidates=space.menus, labels=space.labels, widths=space.widths, links=space.links,
+        costs=costs, scores=scores, history=search.history,
         additivity=check, search_seconds=time.time() - started)
     if not is_main_process():  # every rank has the same (all-reduced) result; one writes it
         return result
@@ -130,7 +131,7 @@ def choose(result: dict, budgets: Dict[str, float], predictor: Optional[LinearPr
     block_budgets = [budgets[k] - fixed[k] for k in kinds]
     try:
         scores = result['scores'] if predictor is None else predictor.selection_scores(result['scores'])
-        return select(scores, _block_costs(result, kinds), block_budgets, names=kinds)
+        return select(scores, _block_costs(result, kinds), block_budgets, names=kinds, links=result.get('links'))
     except ValueError as err:
         cheapest = {k: fixed[k] + sum(min(e[k] for e in row) for row in result['costs']['table'])
                     for k in kinds}
@@ -143,7 +144,7 @@ def predicted_front(result: dict, kind: str = 'macs') -> list:
     """The predicted Pareto front: (whole-network cost, summed score, choice), cheapest first."""
     fixed = result['costs']['fixed'][kind]
     return [(fixed + s.cost[0], s.score, s.choice)
-            for s in pareto_front(result['scores'], _block_costs(result, [kind]))]
+            for s in pareto_front(result['scores'], _block_costs(result, [kind]), result.get('links'))]
 
 
 def _head_logits_path(model: nn.Module) -> Optional[str]:
@@ -197,6 +198,10 @@ def export_structure(search_dir: str, budgets: Dict[str, float], out_dir: str, f
                 not 0 <= c < len(labels) for c, labels in zip(choice, result['labels'])):
             raise ValueError(f'choice {list(choice)} must give one candidate index per block, within '
                              f"{[len(labels) for labels in result['labels']]}")
+        links = result.get('links')
+        if links and any(links[b][choice[b]][0] != links[b - 1][choice[b - 1]][1] for b in range(1, len(choice))):
+            raise ValueError(f'choice {list(choice)} does not chain: a block must take the width the block '
+                             f"before it gives ({[result['labels'][b][c] for b, c in enumerate(choice)]})")
         score = sum(result['scores'][b][c] for b, c in enumerate(choice))
     out_dir = os.path.abspath(out_dir)
     paths = {name: os.path.join(out_dir, name) for name in ('student.py', 'student_init.pth', 'student_kd.py')}
@@ -210,7 +215,8 @@ def export_structure(search_dir: str, budgets: Dict[str, float], out_dir: str, f
         raise ValueError(f'{search_dir}/{CONFIG_FILE} no longer gives the searched candidates: re-run the search')
     bank = CandidateBank(space, model.backbone)
     bank.load_state_dict(safe_load(os.path.join(search_dir, STATE_FILE), map_location='cpu')['bank'])
-    student = assemble(model, space, choice, [bank.blocks[b][c] for b, c in enumerate(choice)])
+    student = assemble(model, space, choice, [bank.blocks[b][c] for b, c in enumerate(choice)],
+                       bank.order(len(space.blocks)))
     state = student.state_dict()
 
     blocks = {space.blocks[b].path: space.block_spec(b, c) for b, c in enumerate(choice)}
@@ -219,6 +225,12 @@ def export_structure(search_dir: str, budgets: Dict[str, float], out_dir: str, f
     student_cfg.model.backbone = dict(type='mmcompact.StructuredBackbone', backbone=cfg.model.backbone,
                                       blocks=blocks)
     student_cfg.model.init_cfg = dict(type='Pretrained', checkpoint=paths['student_init.pth'])
+    width = space.output_width(choice)
+    if width != space.blocks[-1].interface.out_channels:  # a narrowed output: the head reads fewer features
+        if 'in_channels' not in student_cfg.model.get('head', {}):
+            raise ValueError('the structure narrows the backbone output but model.head has no in_channels to '
+                             'set: set structure_search.widths.search_output=False')
+        student_cfg.model.head.in_channels = width
     rebuilt = build_model(student_cfg)
     missing, unexpected = rebuilt.load_state_dict(state, strict=False)
     if missing or unexpected:

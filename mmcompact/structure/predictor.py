@@ -13,6 +13,8 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from .knapsack import draw_structure
+
 from ..checkpoint.io import atomic_file
 
 
@@ -48,14 +50,15 @@ class LinearPredictor:
 
 
 def sample_structures(costs: Sequence[Sequence[float]], fixed: float, count: int, seed: int,
-                      draws: int = 20000) -> List[List[int]]:
+                      draws: int = 20000, links=None) -> List[List[int]]:
     """``count`` distinct structures spread over the whole cost range: ``draws`` random choices (one
     candidate per block, uniformly), the range between the cheapest and the dearest structure split into
     ``count`` equal bins, and per bin the drawn structure closest to its centre (fewer when the space or the
     draws have fewer distinct costs). ``costs[b][c]``: one cost (e.g. MACs) per candidate; ``fixed``: the
-    rest of the network. Sorted by cost."""
+    rest of the network; ``links``: searchable widths (``SearchSpace.links``), so that drawn structures
+    agree on the widths between blocks. Sorted by cost."""
     rng = random.Random(seed)
-    drawn = {tuple(rng.randrange(len(row)) for row in costs) for _ in range(draws)}
+    drawn = {draw_structure(rng, [len(row) for row in costs], links) for _ in range(draws)}
     total = {choice: fixed + sum(costs[b][c] for b, c in enumerate(choice)) for choice in drawn}
     low = fixed + sum(min(row) for row in costs)
     high = fixed + sum(max(row) for row in costs)

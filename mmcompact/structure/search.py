@@ -33,17 +33,32 @@ from torch import nn
 from ..checkpoint import safe_load, save_atomic
 from ..models.blocks import OutputAffine
 from ..utils import Recorder, rng_state, set_rng_state
+from .knapsack import draw_structure
 from .space import SearchSpace, assemble
 
 STATE_FILE = 'search_state.pth'
 
 
-def normalised_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """||output - target||^2 / Var(target), averaged over elements; 0 is a perfect block."""
-    if output.shape != target.shape:
+def normalised_mse(output: torch.Tensor, target: torch.Tensor,
+                   channels: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """||output - target||^2 / Var(target), averaged over elements; 0 is a perfect block.
+
+    ``channels`` (a narrowed output, (N, len(channels), H, W)): the target channels the output stands for;
+    every other channel of ``target`` counts as predicted by its mean, so dropping channels costs the variance
+    they carried and scores of different widths compare on the teacher's whole feature."""
+    if channels is None:
+        selected, dropped = target, None
+    else:
+        keep = torch.zeros(target.shape[1], dtype=torch.bool, device=target.device)
+        keep[channels] = True
+        selected, dropped = target.index_select(1, channels), target[:, ~keep]
+    if output.shape != selected.shape:
         raise ValueError(f'candidate output {tuple(output.shape)} does not match the teacher block output '
-                         f'{tuple(target.shape)}: the candidate does not keep the block interface')
-    return F.mse_loss(output, target) / target.var().clamp_min(1e-12)
+                         f'{tuple(selected.shape)}: the candidate does not keep the block interface')
+    error = (output - selected).pow(2).sum()
+    if dropped is not None and dropped.shape[1]:
+        error = error + (dropped - dropped.mean((0, 2, 3), keepdim=True)).pow(2).sum()
+    return error / target.numel() / target.var().clamp_min(1e-12)
 
 
 def check_plateau(plateau: Optional[dict]) -> Optional[dict]:
@@ -61,7 +76,11 @@ def check_plateau(plateau: Optional[dict]) -> Optional[dict]:
 
 class CandidateBank(nn.Module):
     """All candidates of all blocks; forward(block inputs, block outputs) -> (blocks x candidates) losses.
-    Unchanged teacher blocks stay frozen in eval mode (their error is 0 by construction)."""
+    Unchanged teacher blocks stay frozen in eval mode (their error is 0 by construction).
+
+    With searchable widths, buffer ``order_j`` ranks the teacher's channels at boundary j (most variance
+    first, set once by ``set_channel_orders`` and saved with the weights): a candidate of width w at that
+    boundary reads or writes the first w of them."""
 
     def __init__(self, space: SearchSpace, teacher_backbone: nn.Module):
         super().__init__()
@@ -72,6 +91,26 @@ class CandidateBank(nn.Module):
                        if space.is_teacher_block(b, c)]
         for module in self.frozen:
             module.requires_grad_(False)
+        self.interfaces = space.interfaces
+        self.searched_widths = bool(space.widths)
+        channels = [space.blocks[0].interface.in_channels] + [b.interface.out_channels for b in space.blocks]
+        for j, c in enumerate(channels):
+            self.register_buffer(f'order_{j}', torch.arange(c))
+
+    def order(self, j: int) -> torch.Tensor:
+        """Teacher channels at boundary j, most important first."""
+        return getattr(self, f'order_{j}')
+
+    @torch.no_grad()
+    def set_channel_orders(self, outputs: Sequence[torch.Tensor]) -> None:
+        """Rank each boundary j >= 1 by the per-channel variance of the teacher block output ``outputs[j-1]``
+        (boundary 0, the first block's input, keeps its order)."""
+        for j, y in enumerate(outputs, 1):
+            self.order(j).copy_(torch.argsort(y.var((0, 2, 3)), descending=True, stable=True))
+
+    def channels(self, j: int, width: int, full: int) -> Optional[torch.Tensor]:
+        """The teacher channels a width-``width`` tensor at boundary j stands for (None: all ``full``)."""
+        return None if width == full else self.order(j)[:width]
 
     def train(self, mode: bool = True) -> 'CandidateBank':
         super().train(mode)
@@ -92,8 +131,11 @@ class CandidateBank(nn.Module):
             row, outputs = [], {}
             for c, candidate in enumerate(candidates):
                 if active is None or active[b][c]:
-                    outputs[c] = candidate(x)
-                    row.append(normalised_mse(outputs[c], y))
+                    interface = self.interfaces[b][c]
+                    read = self.channels(b, interface.in_channels, x.shape[1])
+                    outputs[c] = candidate(x if read is None else x.index_select(1, read))
+                    row.append(normalised_mse(outputs[c], y,
+                                              self.channels(b + 1, interface.out_channels, y.shape[1])))
                 else:
                     row.append(torch.full((), float('nan'), device=y.device))
             losses.append(torch.stack(row))
@@ -150,6 +192,9 @@ class BlockwiseDistillation:
                  seed: int = 0):
         if epochs < 1:
             raise ValueError(f'structure_search.epochs must be >= 1, got {epochs}')
+        if progressive and space.widths:
+            raise ValueError('structure_search.progressive cannot be combined with structure_search.widths '
+                             '(a block of one width cannot feed candidates of another): set one of them off')
         self.plateau = check_plateau(plateau)
         self.progressive, self.seed = progressive, seed
         # per candidate: not stopped at a plateau; best held-out score; epochs since it improved
@@ -294,15 +339,20 @@ class BlockwiseDistillation:
 
     @torch.no_grad()
     def calibrate(self, batch: dict) -> None:
-        """Data-dependent init of every candidate's ``OutputAffine``: per channel, match the mean and std of
-        its output (training mode) on ``batch`` to the teacher block's. Without it, Adam needs thousands of
-        steps to move BatchNorm affines to the scale of trained features (often tens)."""
+        """Data-dependent init: the channel order of every boundary (searchable widths), then every
+        candidate's ``OutputAffine``: per channel, match the mean and std of its output (training mode) on
+        ``batch`` to the teacher block's. Without it, Adam needs thousands of steps to move BatchNorm affines
+        to the scale of trained features (often tens)."""
         _, xs, ys, _ = self.teacher(batch)
-        for candidates, x, y in zip(self.bank.blocks, xs, ys):
-            y_mean, y_std = y.mean((0, 2, 3)), y.std((0, 2, 3))
-            for candidate in candidates:
+        if self.space.widths:
+            self.bank.set_channel_orders(ys)
+        for b, (candidates, x, y) in enumerate(zip(self.bank.blocks, xs, ys)):
+            for c, candidate in enumerate(candidates):
                 if isinstance(candidate, nn.Sequential) and isinstance(candidate[-1], OutputAffine):
-                    out = candidate[0](x)
+                    interface = self.space.interfaces[b][c]
+                    target = y.index_select(1, self.bank.order(b + 1)[:interface.out_channels])
+                    y_mean, y_std = target.mean((0, 2, 3)), target.std((0, 2, 3))
+                    out = candidate[0](x.index_select(1, self.bank.order(b)[:interface.in_channels]))
                     out_std = out.std((0, 2, 3))
                     # channels that are (nearly) constant on the batch, e.g. dead after a ReLU, keep scale 1
                     live = out_std > 1e-3 * y_std.clamp_min(1e-6)
@@ -353,13 +403,17 @@ class BlockwiseDistillation:
         """Held-out normalised MSE between the backbone outputs of the assembled student (the block-
         distilled candidates of ``choice`` in the teacher) and of the teacher, averaged over outputs."""
         modules = [self.bank.blocks[b][c] for b, c in enumerate(choice)]
-        student = assemble(self.model, self.space, choice, modules).eval()
+        last = len(self.space.blocks)
+        student = assemble(self.model, self.space, choice, modules, self.bank.order(last)).eval()
+        width = self.space.output_width(choice)
         total, count = torch.zeros(()), torch.zeros(())
         for batch in self.val_loader:
             inputs, _, _, final = self.teacher(batch)
             outs = student.backbone(inputs)
             outs, final = (outs, final) if isinstance(final, tuple) else ((outs, ), (final, ))
-            total += sum(normalised_mse(o, t) for o, t in zip(outs, final)) / len(final)
+            channels = [self.bank.channels(last, width, t.shape[1]) if o.shape[1] != t.shape[1] else None
+                        for o, t in zip(outs, final)]
+            total += sum(normalised_mse(o, t, ch) for o, t, ch in zip(outs, final, channels)) / len(final)
             count += 1
         all_reduce(total)
         all_reduce(count)
@@ -382,13 +436,15 @@ def rank_correlation(a: Sequence[float], b: Sequence[float]) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def sample_choices(space: SearchSpace, count: int, seed: int) -> List[tuple]:
-    """``count`` distinct random configurations (fewer when the space is smaller)."""
+def sample_choices(space: SearchSpace, count: int, seed: int, draws: int = 10000) -> List[tuple]:
+    """``count`` distinct random configurations (fewer when the space, or ``draws`` tries, give fewer)."""
     rng = random.Random(seed)
-    size = math.prod(len(m) for m in space.menus)
+    sizes = [len(m) for m in space.menus]
     seen = []
-    while len(seen) < min(count, size):
-        choice = tuple(rng.randrange(len(m)) for m in space.menus)
+    for _ in range(draws):
+        if len(seen) == count:
+            break
+        choice = draw_structure(rng, sizes, space.links)
         if choice not in seen:
             seen.append(choice)
     return seen
