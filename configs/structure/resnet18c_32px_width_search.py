@@ -4,7 +4,7 @@
 # selectable structures. Data and teacher come from tools/structure_study.py.
 _base_ = '../study/resnet18c_32px_cls.py'
 structure_search = dict(
-    teacher_checkpoint='work_dirs/structure_study/teacher/epoch_30.pth',
+    teacher_checkpoint='work_dirs/structure_study/teacher/epoch_24.pth',
     input_shape=(3, 32, 32),  # deploy costs are counted at this size
     blocks=['stem', 'layer1', 'layer2', 'layer3', 'layer4'],
     widths=dict(ratios=[0.25, 0.5, 0.75], divisor=8),  # plus the teacher's own width at every boundary
