@@ -34,6 +34,9 @@ SEARCH_CONFIG = os.path.join(ROOT, 'configs', 'structure', 'resnet18c_32px_width
 DATA = dict(classes=12, family_size=2, size=32)
 METHODS = ['learned', 'uniform', 'random', 'no-init', 'no-KD']
 METRIC = 'accuracy/top1'
+# exported configs start from the search's (which trained on a subset): students use all the data
+STUDENT_DATA = {'train_dataloader.batch_size': 64, 'train_dataloader.dataset.indices': None,
+                'val_dataloader.dataset.indices': None}
 # the teacher family in the search's candidate types: mmpretrain's deep stem and ResNet basic-block stages
 STEM = dict(type='ConvStack', num_convs=3, hidden_ratio=0.5)
 STAGE = dict(type='BasicResidual', width_ratio=1.0, num_blocks=2)
@@ -43,11 +46,15 @@ def parse_args(argv=None):
     from mmcompact.analysis import parse_amount
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/structure_study')
-    parser.add_argument('--budgets', type=parse_amount, nargs='+', default=[8e6, 16e6, 24e6])
+    parser.add_argument('--budgets', type=parse_amount, nargs='+', default=[10.54e6, 16e6, 23.62e6],
+                        help='default: the MACs of the uniform 0.5x and 0.75x networks (both in the searched '
+                        'space) and one between them')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
     parser.add_argument('--epochs', type=int, default=12, help='student epochs (every method)')
     parser.add_argument('--teacher-epochs', type=int, default=24)
-    parser.add_argument('--search-epochs', type=int, default=4, help='at most (plateau stopping)')
+    parser.add_argument('--search-epochs', type=int, default=3, help='at most (plateau stopping)')
+    parser.add_argument('--search-images', type=int, default=2000,
+                        help='training images of the block-wise search (the first N; students use all)')
     parser.add_argument('--num-train', type=int, default=4000)
     parser.add_argument('--num-val', type=int, default=1000)
     parser.add_argument('--methods', nargs='+', default=METHODS, choices=METHODS)
@@ -207,7 +214,8 @@ def main(argv=None) -> int:
         if not os.path.isfile(os.path.join(search_dir, 'search.json')):
             tool('search_structure', [SEARCH_CONFIG, '--work-dir', search_dir, '--resume'] + options({
                 'structure_search.teacher_checkpoint': teacher_ckpt, 'structure_search.epochs': args.search_epochs,
-                'structure_search.seed': seed, 'randomness.seed': seed}))
+                'structure_search.seed': seed, 'randomness.seed': seed, 'train_dataloader.batch_size': 32,
+                'train_dataloader.dataset.indices': args.search_images, 'val_dataloader.dataset.indices': 500}))
         return load_search(search_dir)
 
     main_seed = args.search_seeds[0]
@@ -299,7 +307,7 @@ def main(argv=None) -> int:
         value = final_metric(run_dir, METRIC)
         if value is None:
             argv_ = [config, '--work-dir', run_dir, '--resume'] + options(
-                dict(epoch_overrides(args.epochs), **{'randomness.seed': seed}))
+                dict(epoch_overrides(args.epochs), **STUDENT_DATA, **{'randomness.seed': seed}))
             if run_tool(os.path.join(HERE, 'train.py'), argv_, log=os.path.join(work_dir, 'runs.log'),
                         threads=threads):
                 raise RuntimeError(f'training failed: see {run_dir}')
@@ -313,7 +321,7 @@ def main(argv=None) -> int:
     failures = run_jobs(jobs, run, args.jobs, 'structure study',
                         lambda job: f'{job[1]} {job[0] / 1e6:g}M seed {job[2]}')
     commands.append(f'python tools/train.py <student config> --work-dir <run dir> --resume --cfg-options '
-                    f'<data roots> {" ".join(f"{k}={v}" for k, v in epoch_overrides(args.epochs).items())} '
+                    f'<data roots> {" ".join(f"{k}={v}" for k, v in dict(epoch_overrides(args.epochs), **STUDENT_DATA).items())} '
                     'randomness.seed=<seed>   # per run')
 
     # stability of the chosen structures across search seeds

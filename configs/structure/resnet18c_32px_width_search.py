@@ -7,17 +7,16 @@ structure_search = dict(
     teacher_checkpoint='work_dirs/structure_study/teacher/epoch_24.pth',
     input_shape=(3, 32, 32),  # deploy costs are counted at this size
     blocks=['stem', 'layer1', 'layer2', 'layer3', 'layer4'],
-    widths=dict(ratios=[0.25, 0.5, 0.75], divisor=8),  # plus the teacher's own width at every boundary
+    widths=dict(ratios=[0.5, 0.75], divisor=8),  # plus the teacher's own width at every boundary
     candidates=dict(
         stem=[dict(type='Keep'),
               dict(type='ConvStack', num_convs=3, hidden_ratio=0.5),  # the deep stem at any width
               dict(type='ConvStack', num_convs=1)],
         **{layer: [dict(type='Keep'),
                    dict(type='BasicResidual', width_ratio=1.0, num_blocks=2),  # the ResNet stage at any width
-                   dict(type='BasicResidual', width_ratio=1.0, num_blocks=1),  # one block: fewer repeats
-                   dict(type='InvertedResidual', kernel_size=3, expand_ratio=3)]
+                   dict(type='BasicResidual', width_ratio=1.0, num_blocks=1)]  # one block: fewer repeats
            for layer in ('layer1', 'layer2', 'layer3', 'layer4')}),
-    epochs=6,  # at most: each candidate stops once its held-out error stops improving
+    epochs=3,  # at most: each candidate stops once its held-out error stops improving
     plateau=dict(patience=1, min_delta=0.02),
     progressive=False,
     optimizer=dict(type='Adam', lr=2e-3),
