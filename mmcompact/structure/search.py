@@ -4,7 +4,11 @@ block scores add up to whole-network quality.
 Per batch the frozen teacher backbone runs once; forward hooks record each block's input x_b and output y_b,
 and every candidate c of block b learns x_b -> y_b with the normalised MSE ||f(x_b) - y_b||^2 / Var(y_b)
 (mean over elements). Candidates never see each other's outputs, so training them in one optimizer is the
-same as training each alone. Two options change that:
+same as training each alone. With searchable widths (``SearchSpace.widths``) a candidate of input width
+w_in and output width w_out reads the first w_in of the teacher's channels at its input boundary and learns
+the first w_out at its output boundary, channels ranked once by the teacher's variance
+(``CandidateBank.set_channel_orders``); its error counts the dropped channels at their variance. Two options
+change what a block sees:
 
 - ``progressive``: block b > 0 gets, instead of the teacher's x_b, the (detached) output of one candidate
   of block b - 1 on its own input, the candidate drawn per iteration (uniformly, from the seed and the
