@@ -354,9 +354,11 @@ class BlockwiseDistillation:
             for c, candidate in enumerate(candidates):
                 if isinstance(candidate, nn.Sequential) and isinstance(candidate[-1], OutputAffine):
                     interface = self.space.interfaces[b][c]
-                    target = y.index_select(1, self.bank.order(b + 1)[:interface.out_channels])
+                    read = self.bank.channels(b, interface.in_channels, x.shape[1])
+                    written = self.bank.channels(b + 1, interface.out_channels, y.shape[1])
+                    target = y if written is None else y.index_select(1, written)
                     y_mean, y_std = target.mean((0, 2, 3)), target.std((0, 2, 3))
-                    out = candidate[0](x.index_select(1, self.bank.order(b)[:interface.in_channels]))
+                    out = candidate[0](x if read is None else x.index_select(1, read))
                     out_std = out.std((0, 2, 3))
                     # channels that are (nearly) constant on the batch, e.g. dead after a ReLU, keep scale 1
                     live = out_std > 1e-3 * y_std.clamp_min(1e-6)

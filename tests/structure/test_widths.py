@@ -173,7 +173,21 @@ def test_width_search_trains_ranks_channels_and_exports_a_narrowed_student(width
                                    optimizer=dict(type='Adam', lr=3e-3))
     search.run()
     batch = next(iter(loaders[0]))
-    _, _, ys, _ = search.teacher(batch)
+    _, xs, ys, _ = search.teacher(batch)
+    # the output affine is calibrated to the channels each candidate writes: at full width the teacher's own
+    # order (forward never permutes a full-width boundary), at a narrowed width the first ranked channels
+    search.calibrate(batch)
+    with torch.no_grad():
+        for b, row in enumerate(space.interfaces):
+            for c, interface in enumerate(row):
+                candidate = search.bank.blocks[b][c]
+                if space.is_teacher_block(b, c) or space.menus[b][c]['type'] == 'Skip':
+                    continue
+                full_in = interface.in_channels == xs[b].shape[1]
+                full_out = interface.out_channels == ys[b].shape[1]
+                x = xs[b] if full_in else xs[b].index_select(1, search.bank.order(b)[:interface.in_channels])
+                y = ys[b] if full_out else ys[b].index_select(1, search.bank.order(b + 1)[:interface.out_channels])
+                torch.testing.assert_close(candidate(x).mean((0, 2, 3)), y.mean((0, 2, 3)), atol=1e-3, rtol=1e-3)
     for j in range(1, 6):
         order = search.bank.order(j)
         assert sorted(order.tolist()) == list(range(ys[j - 1].shape[1]))  # a permutation of the channels
