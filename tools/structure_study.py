@@ -4,7 +4,7 @@
                                     [--seeds 0 1 2 3 4] [--epochs 12] [--jobs 2]
 
 The protocol (everything resumable: a finished step or run is reused, an interrupted one resumed):
-1. data: 32x32 synthetic classification, 12 classes in 6 families of 2 (shape + mark), 4000 / 1000 images;
+1. data: 32x32 synthetic classification, 6 shapes with a distractor shape and clutter, 4000 / 1000 images;
 2. teacher: mmpretrain ResNetV1c-18 (configs/study/resnet18c_32px_cls.py), --teacher-epochs;
 3. search: configs/structure/resnet18c_32px_width_search.py (stem and stages, searchable widths), seed 0,
    and again with seed 1 to check that the chosen structures are stable;
@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 TEACHER_CONFIG = os.path.join(ROOT, 'configs', 'study', 'resnet18c_32px_cls.py')
 SEARCH_CONFIG = os.path.join(ROOT, 'configs', 'structure', 'resnet18c_32px_width_search.py')
-DATA = dict(classes=12, family_size=2, size=32)
+DATA = dict(classes=6, family_size=1, size=32)
 METHODS = ['learned', 'uniform', 'random', 'no-init', 'no-KD']
 METRIC = 'accuracy/top1'
 # exported configs start from the search's (which trained on a subset): students use all the data
@@ -46,9 +46,9 @@ def parse_args(argv=None):
     from mmcompact.analysis import parse_amount
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/structure_study')
-    parser.add_argument('--budgets', type=parse_amount, nargs='+', default=[10.54e6, 16e6, 23.62e6],
-                        help='default: the MACs of the uniform 0.5x and 0.75x networks (both in the searched '
-                        'space) and one between them')
+    parser.add_argument('--budgets', type=parse_amount, nargs='+', default=[2.67e6, 6e6, 10.54e6],
+                        help='default: about the MACs of the uniform 0.25x and 0.5x networks (both in the '
+                        'searched space) and one between them')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
     parser.add_argument('--epochs', type=int, default=12, help='student epochs (every method)')
     parser.add_argument('--teacher-epochs', type=int, default=24)

@@ -7,7 +7,7 @@ structure_search = dict(
     teacher_checkpoint='work_dirs/structure_study/teacher/epoch_24.pth',
     input_shape=(3, 32, 32),  # deploy costs are counted at this size
     blocks=['stem', 'layer1', 'layer2', 'layer3', 'layer4'],
-    widths=dict(ratios=[0.5, 0.75], divisor=8),  # plus the teacher's own width at every boundary
+    widths=dict(ratios=[0.25, 0.5, 0.75], divisor=8),  # plus the teacher's own width at every boundary
     candidates=dict(
         stem=[dict(type='Keep'),
               dict(type='ConvStack', num_convs=3, hidden_ratio=0.5),  # the deep stem at any width
