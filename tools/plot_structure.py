@@ -51,6 +51,8 @@ def main(argv=None) -> int:
     if args.measured:
         with open(args.measured) as f:
             measured = json.load(f)
+        if isinstance(measured, dict):  # tools/structure_study.py's measured.json: the runs are one key
+            measured = measured['runs']
         twin = ax.twinx()
         for name in sorted({m['name'] for m in measured}):
             points = [m for m in measured if m['name'] == name]

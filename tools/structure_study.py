@@ -296,7 +296,8 @@ def main(argv=None) -> int:
                                  p=welch_p(values, uniform) if method != 'uniform' else None))
         with open(measured_path + '.tmp', 'w') as f:
             json.dump(dict(teacher=dict(top1=teacher_top1, **teacher_cost),
-                           runs=[dict(budget=k[0], method=k[1], seed=k[2], top1=v) for k, v in sorted(measured.items())],
+                           runs=[dict(budget=k[0], name=k[1], seed=k[2], macs=notes[k[0], k[1]]['macs'], top1=v)
+                                 for k, v in sorted(measured.items())],
                            rows=rows), f, indent=1)
         os.replace(measured_path + '.tmp', measured_path)
         plot(os.path.join(work_dir, 'study.png'), rows, dict(top1=teacher_top1, **teacher_cost))
