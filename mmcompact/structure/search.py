@@ -411,15 +411,13 @@ class BlockwiseDistillation:
         modules = [self.bank.blocks[b][c] for b, c in enumerate(choice)]
         last = len(self.space.blocks)
         student = assemble(self.model, self.space, choice, modules, self.bank.order(last)).eval()
-        width = self.space.output_width(choice)
         total, count = torch.zeros(()), torch.zeros(())
         for batch in self.val_loader:
             inputs, _, _, final = self.teacher(batch)
             outs = student.backbone(inputs)
             outs, final = (outs, final) if isinstance(final, tuple) else ((outs, ), (final, ))
-            channels = [self.bank.channels(last, width, t.shape[1]) if o.shape[1] != t.shape[1] else None
-                        for o, t in zip(outs, final)]
-            total += sum(normalised_mse(o, t, ch) for o, t, ch in zip(outs, final, channels)) / len(final)
+            total += sum(normalised_mse(o, t, self.bank.channels(last, o.shape[1], t.shape[1]))
+                         for o, t in zip(outs, final)) / len(final)
             count += 1
         all_reduce(total)
         all_reduce(count)
