@@ -285,8 +285,13 @@ def main(argv=None) -> int:
         return score
 
     # Teacher first, then the runs that do not need it, so that they fill the other workers meanwhile; each
-    # group seed by seed, so that an interrupted study has every variant at its first seeds.
-    ordered = [jobs[0]] + sorted(jobs[1:], key=lambda j: ('model.teacher_checkpoint' in ' '.join(j[2]), j[1]))
+    # group seed by seed, so that an interrupted study has every variant at its first seeds. With the
+    # teacher already trained (reused), seed by seed across all variants, so that an interrupted study has
+    # paired results.
+    from mmcompact.analysis import final_metric
+    teacher_ready = final_metric(teacher_dir, metric) is not None
+    ordered = [jobs[0]] + sorted(jobs[1:], key=lambda j: (
+        (j[1],) if teacher_ready else ('model.teacher_checkpoint' in ' '.join(j[2]), j[1])))
     failures = run_jobs(ordered, run, args.jobs, 'recipe study', lambda job: f'{job[0]} seed {job[1]}')
     table = report(os.path.join(work_dir, 'results.md'), results, scores.get('teacher'), metric_name, header,
                    commands, macs)
