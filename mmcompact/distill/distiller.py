@@ -18,7 +18,7 @@ from torch import nn
 
 from ..checkpoint import check_checkpoint_fits, checkpoint_weights, safe_load
 from ..registry import MODELS
-from ..utils import Recorder
+from ..utils import Recorder, model_config
 
 def load_model_config(spec: Union[str, dict], role: str):
     """(model config, default scope or None) from an inline dict or a config file path.
@@ -43,10 +43,7 @@ def load_model_config(spec: Union[str, dict], role: str):
         raise ValueError(f"{role} config path '{spec}' is relative, so it would depend on the working directory. "
                          f"Write '{{{{fileDirname}}}}/{spec}' to resolve it relative to the config that names it, "
                          f"or 'mmcompact::<folder>/<name>.py' for a config that ships with mmcompact.")
-    model = cfg.model
-    if 'data_preprocessor' in cfg:  # mmpretrain configs keep it at the top level
-        model.setdefault('data_preprocessor', cfg.data_preprocessor)
-    return model, cfg.get('default_scope')
+    return model_config(cfg), cfg.get('default_scope')
 
 
 def build_in_scope(model_cfg: dict, scope: Optional[str]) -> nn.Module:

@@ -1,4 +1,5 @@
 """Reading configs and building their models (any mmdet / mmpretrain / mmcompact config)."""
+import copy
 import os
 from typing import Any, Dict, Optional
 
@@ -20,10 +21,21 @@ def load_config(path: str, cfg_options: Optional[Dict[str, Any]] = None) -> Conf
     return cfg
 
 
+def model_config(cfg: Config) -> dict:
+    """``cfg.model`` as MMEngine's Runner builds it: a top-level ``data_preprocessor`` (where mmpretrain
+    configs keep the input mean/std) goes into the model unless the model sets its own. Without it the model
+    sees unnormalised 0-255 pixels."""
+    model = copy.deepcopy(cfg.model)
+    if cfg.get('data_preprocessor') is not None and isinstance(model, dict):
+        model.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
+    return model
+
+
 def build_model(cfg: Config, checkpoint: Optional[str] = None, device: str = 'cpu') -> nn.Module:
-    """Build ``cfg.model`` in the config's default scope and load ``checkpoint`` strictly (safe loading)."""
+    """Build the config's model as the Runner would (``model_config``) in the config's default scope and load
+    ``checkpoint`` strictly (safe loading)."""
     init_default_scope(cfg.get('default_scope', 'mmengine'))
-    model = MODELS.build(cfg.model)
+    model = MODELS.build(model_config(cfg))
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
     return model.to(device)

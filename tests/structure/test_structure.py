@@ -384,3 +384,14 @@ def test_predictor_recovers_known_block_weights_and_selects_exactly():
                 if sum(costs[b][c][0] for b, c in enumerate(ch)) <= budget]
     best = max(feasible, key=lambda ch: predictor.predict(scores, [ch])[0])
     assert predictor.predict(scores, [chosen.choice])[0] == pytest.approx(predictor.predict(scores, [best])[0])
+
+
+def test_search_teacher_normalises_inputs_as_training_does(tiny_search):
+    """The block-wise distillation must feed the teacher the inputs it was trained on (the config's top-level
+    data_preprocessor), else its features, the candidates and their init are fitted to 0-255 pixels."""
+    _, cfg = tiny_search
+    model, _ = build_teacher_and_space(cfg, search_settings(cfg))
+    image = torch.full((3, 32, 32), 255, dtype=torch.uint8)
+    inputs = model.data_preprocessor(dict(inputs=[image]), False)['inputs']
+    mean, std = torch.tensor(cfg.data_preprocessor.mean), torch.tensor(cfg.data_preprocessor.std)
+    assert torch.allclose(inputs[0, :, 0, 0], (255 - mean) / std, atol=1e-5)
