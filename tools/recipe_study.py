@@ -55,12 +55,15 @@ def parse_args(argv=None):
     parser.add_argument('--variants', nargs='+', help='run only these variants (default: all of the task)')
     parser.add_argument('--jobs', type=int, default=1, help='training processes at a time (one thread each '
                                                              'when more than one)')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='threads per training process (default: 1 with --jobs > 1, else every core); 1 when '
+                             'another study shares the machine')
     args = parser.parse_args(argv)
     det = args.task == 'det'
     args.num_train = args.num_train or (400 if det else 6000)
     args.num_val = args.num_val or (80 if det else 1800)
-    if min(args.seeds + [0]) < 0 or args.jobs < 1 or min(args.epochs, args.teacher_epochs, args.iters) < 1:
-        parser.error('--seeds must be >= 0, --jobs, --epochs, --teacher-epochs and --iters >= 1')
+    if min(args.seeds + [0]) < 0 or min(args.jobs, args.threads or 1, args.epochs, args.teacher_epochs, args.iters) < 1:
+        parser.error('--seeds must be >= 0, --jobs, --threads, --epochs, --teacher-epochs and --iters >= 1')
     return args
 
 
@@ -235,7 +238,7 @@ def main(argv=None) -> int:
     macs = deploy_macs(f'{DEMO}/student_retinanet_ghostnetv3-0.5x_synthetic.py' if det else
                        f'{CLS}/ghostnetv3-0.5x.py', variants, 160 if det else CLS_DATA['size'])
     metric_name = 'bbox mAP' if det else 'top-1 (%)'
-    threads = 1 if args.jobs > 1 else max(1, os.cpu_count() or 1)
+    threads = args.threads or (1 if args.jobs > 1 else max(1, os.cpu_count() or 1))
     header = (f'# Recipe study (synthetic {args.task}, {args.num_train} train / {args.num_val} val images, '
               f'{note}, seeds {args.seeds})')
     if det:
