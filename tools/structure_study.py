@@ -13,7 +13,8 @@ The protocol (everything resumable: a finished step or run is reused, an interru
    multiplier (rounded per stage to 8 channels), the largest within the budget and at most 3% under it,
    trained with the same KD recipe from scratch; "random" = a random structure of the same space within
    90-100% of the budget, same initialisation and recipe; "no-init" = the learned structure from random
-   initialisation; "no-KD" = the learned structure with its initialisation, trained without KD;
+   initialisation; "no-KD" = the learned structure with its initialisation, trained without KD (random and
+   no-KD at --ablation-budgets, the others at every budget);
 5. every student trains --epochs with the same recipe (AdamW, cosine, the teacher's runtime), --seeds each.
 
 Writes results.md (mean with 95% confidence interval, Welch test against uniform), measured.json, study.png
@@ -33,6 +34,9 @@ TEACHER_CONFIG = os.path.join(ROOT, 'configs', 'study', 'resnet18c_32px_cls.py')
 SEARCH_CONFIG = os.path.join(ROOT, 'configs', 'structure', 'resnet18c_32px_width_search.py')
 DATA = dict(classes=6, family_size=1, size=32)
 METHODS = ['learned', 'uniform', 'random', 'no-init', 'no-KD']
+# run at every budget; the others (ablations) at --ablation-budgets only. no-init is here because it separates
+# the selected structure from its initialisation, the question the study turns on.
+EVERY_BUDGET = ('learned', 'uniform', 'no-init')
 METRIC = 'accuracy/top1'
 # exported configs start from the search's (which trained on a subset): students use all the data
 STUDENT_DATA = {'train_dataloader.batch_size': 64, 'train_dataloader.dataset.indices': None,
@@ -59,7 +63,7 @@ def parse_args(argv=None):
     parser.add_argument('--num-val', type=int, default=1000)
     parser.add_argument('--methods', nargs='+', default=METHODS, choices=METHODS)
     parser.add_argument('--ablation-budgets', type=parse_amount, nargs='*',
-                        help='budgets of the random / no-init / no-KD runs (default: the middle budget)')
+                        help='budgets of the random and no-KD runs (default: the middle budget)')
     parser.add_argument('--search-seeds', type=int, nargs='+', default=[0, 1],
                         help='the first picks the structures; the others check their stability')
     parser.add_argument('--jobs', type=int, default=2, help='training processes at a time (one thread each)')
@@ -230,7 +234,7 @@ def main(argv=None) -> int:
     notes = {}
     for budget in args.budgets:
         tag = f'{budget / 1e6:g}M'
-        methods = [m for m in args.methods if m in ('learned', 'uniform') or budget in args.ablation_budgets]
+        methods = [m for m in args.methods if m in EVERY_BUDGET or budget in args.ablation_budgets]
         learned = os.path.join(work_dir, tag, 'learned')
         if any(m in methods for m in ('learned', 'no-init', 'no-KD')) and \
                 not os.path.isfile(os.path.join(learned, 'student_kd.py')):
@@ -265,12 +269,12 @@ def main(argv=None) -> int:
             structure=', '.join(f"{path}: {candidate_label(spec)} {spec['in_channels']}>{spec['out_channels']}"
                                 for path, spec in blocks.items()))
 
-    jobs = []  # learned and uniform first, seed by seed; then the ablations, seed by seed
+    jobs = []  # the every-budget methods first, seed by seed; then the ablations, seed by seed
     for ablation in (False, True):
         for seed in args.seeds:
             for budget in args.budgets:
                 for method in args.methods:
-                    if (budget, method) not in students or (method not in ('learned', 'uniform')) != ablation:
+                    if (budget, method) not in students or (method not in EVERY_BUDGET) != ablation:
                         continue
                     out = students[budget, method]
                     config = os.path.join(out, 'student.py' if method == 'no-KD' else 'student_kd.py')

@@ -171,3 +171,30 @@ def test_a_failed_command_leaves_nothing_and_force_replaces_whole(cli, tmp_path)
                           '--force')
     assert code == 1 and 'num_classes' in stderr
     assert len([p for p in out.rglob('*.png')]) == 12 and sorted(p.name for p in tmp_path.iterdir()) == ['data']
+
+
+def test_structure_study_runs_every_method_at_toy_size_and_reuses_finished_runs(tmp_path):
+    """The whole study (data, teacher, two searches, every method, report, plots) end to end at toy size; run
+    again, it reuses every finished step and trains nothing."""
+    import json
+
+    from conftest import run_tool
+    argv = ['tools/structure_study.py', '--work-dir', str(tmp_path), '--budgets', '6M', '--seeds', '0',
+            '--epochs', '1', '--teacher-epochs', '1', '--search-epochs', '1', '--search-images', '12',
+            '--num-train', '12', '--num-val', '12', '--jobs', '1']
+    first = run_tool(*argv)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    measured = json.loads((tmp_path / 'measured.json').read_text())
+    assert {row['method'] for row in measured['rows']} == {'learned', 'uniform', 'random', 'no-init', 'no-KD'}
+    uniform = next(row for row in measured['rows'] if row['method'] == 'uniform')
+    assert 0.97 * 6e6 <= uniform['macs'] <= 6e6  # matched to the budget within 3%, never over it
+    assert all(row['macs'] <= 6e6 for row in measured['rows'])
+    report = (tmp_path / 'results.md').read_text()
+    assert 'seed 1' in report  # the stability check against the second search seed
+    for plot in ('study.png', 'pareto.png', 'structures.png'):
+        assert (tmp_path / plot).exists(), plot
+    runs_log = (tmp_path / 'runs.log').read_text()
+    second = run_tool(*argv)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert (tmp_path / 'runs.log').read_text() == runs_log  # nothing trained again
+    assert json.loads((tmp_path / 'measured.json').read_text())['runs'] == measured['runs']
