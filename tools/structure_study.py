@@ -13,8 +13,10 @@ The protocol (everything resumable: a finished step or run is reused, an interru
    multiplier (rounded per stage to 8 channels), the largest within the budget and at most 3% under it,
    trained with the same KD recipe from scratch; "random" = a random structure of the same space within
    90-100% of the budget, same initialisation and recipe; "no-init" = the learned structure from random
-   initialisation; "no-KD" = the learned structure with its initialisation, trained without KD (random and
-   no-KD at --ablation-budgets, the others at every budget);
+   initialisation; "no-KD" = the learned structure with its initialisation, trained without KD;
+   "uniform-init" = the uniform network with the block-distilled initialisation of its own blocks, where
+   its widths are in the searched space (it separates the structure from the initialisation the other
+   way round); random and no-KD at --ablation-budgets, the others at every budget;
 5. every student trains --epochs with the same recipe (AdamW, cosine, the teacher's runtime), --seeds each.
 
 Writes results.md (mean with 95% confidence interval, Welch test against uniform), measured.json, study.png
@@ -33,10 +35,10 @@ ROOT = os.path.dirname(HERE)
 TEACHER_CONFIG = os.path.join(ROOT, 'configs', 'study', 'resnet18c_32px_cls.py')
 SEARCH_CONFIG = os.path.join(ROOT, 'configs', 'structure', 'resnet18c_32px_width_search.py')
 DATA = dict(classes=6, family_size=1, size=32)
-METHODS = ['learned', 'uniform', 'random', 'no-init', 'no-KD']
+METHODS = ['learned', 'uniform', 'uniform-init', 'random', 'no-init', 'no-KD']
 # run at every budget; the others (ablations) at --ablation-budgets only. no-init is here because it separates
 # the selected structure from its initialisation, the question the study turns on.
-EVERY_BUDGET = ('learned', 'uniform', 'no-init')
+EVERY_BUDGET = ('learned', 'uniform', 'uniform-init', 'no-init')
 METRIC = 'accuracy/top1'
 # exported configs start from the search's (which trained on a subset): students use all the data
 STUDENT_DATA = {'train_dataloader.batch_size': 64, 'train_dataloader.dataset.indices': None,
@@ -146,12 +148,26 @@ def random_chain(search_result: dict, budget: float, seed: int, low: float = 0.9
     raise ValueError(f'no random structure within {low:.0%}-100% of {budget:,.0f} MACs')
 
 
+def uniform_choice(search_result: dict, widths: list):
+    """The uniform network at ``widths`` as a choice of the searched space (its deep stem and two-block
+    stages at exactly those widths), or None when the space does not offer one of them."""
+    from mmcompact.structure import candidate_label
+    choice, previous = [], search_result['blocks'][0]['in_channels']
+    for b, (block, width) in enumerate(zip(search_result['blocks'], widths)):
+        wanted = f"{candidate_label(STEM if block['path'] == 'stem' else STAGE)} {previous}>{width}"
+        if wanted not in search_result['labels'][b]:
+            return None
+        choice.append(search_result['labels'][b].index(wanted))
+        previous = width
+    return choice
+
+
 def plot(path: str, rows: list, teacher: dict) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    colours = {'learned': '#d62728', 'uniform': '#1f77b4', 'random': '#7f7f7f', 'no-init': '#ff7f0e',
-               'no-KD': '#2ca02c'}
+    colours = {'learned': '#d62728', 'uniform': '#1f77b4', 'uniform-init': '#17becf', 'random': '#7f7f7f',
+               'no-init': '#ff7f0e', 'no-KD': '#2ca02c'}
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for method in colours:
         points = [r for r in rows if r['method'] == method]
@@ -230,6 +246,13 @@ def main(argv=None) -> int:
     teacher_cost = result['costs']['teacher']
 
     # 4: students per budget and method
+    matched = {}
+
+    def uniform_widths(budget: float) -> list:
+        if budget not in matched:
+            matched[budget] = matched_uniform(cfg, result, budget, input_shape)[0]
+        return matched[budget]
+
     students = {}  # (budget, method) -> folder with student.py / student_kd.py
     notes = {}
     for budget in args.budgets:
@@ -245,9 +268,18 @@ def main(argv=None) -> int:
                 students[budget, method] = learned
             elif method == 'uniform':
                 if not os.path.isfile(os.path.join(out, 'student_kd.py')):
-                    widths, _ = matched_uniform(cfg, result, budget, input_shape)
+                    widths = uniform_widths(budget)
                     write_student_configs(uniform_config(cfg, result, widths), out,
                                           os.path.join(search_dir, 'search_config.py'), teacher_ckpt, 'head.fc')
+                students[budget, method] = out
+            elif method == 'uniform-init':
+                widths = uniform_widths(budget)
+                choice = uniform_choice(result, widths)
+                if choice is None:
+                    print(f'{tag}: the uniform widths {widths} are not in the searched space: no uniform-init')
+                    continue
+                if not os.path.isfile(os.path.join(out, 'student_kd.py')):
+                    export_structure(search_dir, {}, out, choice=choice, force=True)
                 students[budget, method] = out
             elif method == 'random':
                 if not os.path.isfile(os.path.join(out, 'student_kd.py')):
