@@ -237,10 +237,12 @@ _ABBREVIATIONS = dict(kernel_size='k', expand_ratio='e', width_ratio='w', num_bl
 
 
 def candidate_label(spec: dict) -> str:
-    """Short readable name of a candidate spec, e.g. ``ir k3 e6 x2`` or ``keep x1``."""
+    """Short readable name of a candidate spec, e.g. ``ir k3 e6 x2`` or ``keep x1`` (the interface keys of an
+    exported block spec are left to the caller, which shows them as ``in>out``)."""
     cls = CANDIDATES.get(spec['type'])
     name = getattr(cls, 'short_name', spec['type'])
-    shown = sorted((k, v) for k, v in spec.items() if k not in ('type', 'output_affine'))
+    shown = sorted((k, v) for k, v in spec.items()
+                   if k not in ('type', 'output_affine', 'in_channels', 'out_channels', 'stride'))
     options = [f'{_ABBREVIATIONS.get(k, k)}{v:g}' if isinstance(v, (int, float)) and not isinstance(v, bool)
                else f'{_ABBREVIATIONS.get(k, k)}={v}' for k, v in shown]
     return ' '.join([name] + options)
