@@ -1,7 +1,7 @@
 """Does the learned structure beat a uniform width multiplier of the teacher at the same deploy MACs?
 
     python tools/structure_study.py [--work-dir work_dirs/structure_study] [--budgets 8M 16M 24M]
-                                    [--seeds 0 1 2 3 4] [--epochs 12] [--jobs 2]
+                                    [--seeds 0 1 2 3 4] [--epochs 12] [--jobs 2] [--predictor PREDICTOR_JSON]
 
 The protocol (everything resumable: a finished step or run is reused, an interrupted one resumed):
 1. data: 32x32 synthetic classification, 6 shapes with a distractor shape and clutter, 4000 / 1000 images;
@@ -14,6 +14,7 @@ The protocol (everything resumable: a finished step or run is reused, an interru
    trained with the same KD recipe from scratch; "random" = a random structure of the same space within
    90-100% of the budget, same initialisation and recipe; "no-init" = the learned structure from random
    initialisation; "no-KD" = the learned structure with its initialisation, trained without KD;
+   "predicted" (with --predictor) = the structure selected by a calibrated predictor's accuracy;
    "uniform-init" = the uniform network with the block-distilled initialisation of its own blocks, where
    its widths are in the searched space (it separates the structure from the initialisation the other
    way round); random and no-KD at --ablation-budgets, the others at every budget;
@@ -35,10 +36,10 @@ ROOT = os.path.dirname(HERE)
 TEACHER_CONFIG = os.path.join(ROOT, 'configs', 'study', 'resnet18c_32px_cls.py')
 SEARCH_CONFIG = os.path.join(ROOT, 'configs', 'structure', 'resnet18c_32px_width_search.py')
 DATA = dict(classes=6, family_size=1, size=32)
-METHODS = ['learned', 'uniform', 'uniform-init', 'random', 'no-init', 'no-KD']
+METHODS = ['learned', 'predicted', 'uniform', 'uniform-init', 'random', 'no-init', 'no-KD']
 # run at every budget; the others (ablations) at --ablation-budgets only. no-init is here because it separates
 # the selected structure from its initialisation, the question the study turns on.
-EVERY_BUDGET = ('learned', 'uniform', 'uniform-init', 'no-init')
+EVERY_BUDGET = ('learned', 'predicted', 'uniform', 'uniform-init', 'no-init')
 METRIC = 'accuracy/top1'
 # exported configs start from the search's (which trained on a subset): students use all the data
 STUDENT_DATA = {'train_dataloader.batch_size': 64, 'train_dataloader.dataset.indices': None,
@@ -63,13 +64,22 @@ def parse_args(argv=None):
                         help='training images of the block-wise search (the first N; students use all)')
     parser.add_argument('--num-train', type=int, default=4000)
     parser.add_argument('--num-val', type=int, default=1000)
-    parser.add_argument('--methods', nargs='+', default=METHODS, choices=METHODS)
+    parser.add_argument('--methods', nargs='+', choices=METHODS,
+                        help='default: all ("predicted" only with --predictor)')
+    parser.add_argument('--predictor', help='predictor.json of tools/calibrate_predictor.py: adds "predicted", '
+                        'the structure selected by predicted accuracy (block-distilled init, KD)')
     parser.add_argument('--ablation-budgets', type=parse_amount, nargs='*',
                         help='budgets of the random and no-KD runs (default: the middle budget)')
     parser.add_argument('--search-seeds', type=int, nargs='+', default=[0, 1],
                         help='the first picks the structures; the others check their stability')
     parser.add_argument('--jobs', type=int, default=2, help='training processes at a time (one thread each)')
     args = parser.parse_args(argv)
+    if args.methods is None:
+        args.methods = [m for m in METHODS if m != 'predicted' or args.predictor]
+    if 'predicted' in args.methods and not args.predictor:
+        parser.error('--methods predicted needs --predictor (the predictor.json of tools/calibrate_predictor.py)')
+    if args.predictor and not os.path.isfile(args.predictor):
+        parser.error(f'--predictor {args.predictor!r} does not exist')
     if args.ablation_budgets is None:
         args.ablation_budgets = [sorted(args.budgets)[len(args.budgets) // 2]]
     if min(args.epochs, args.teacher_epochs, args.search_epochs, args.jobs) < 1:
@@ -166,8 +176,8 @@ def plot(path: str, rows: list, teacher: dict) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    colours = {'learned': '#d62728', 'uniform': '#1f77b4', 'uniform-init': '#17becf', 'random': '#7f7f7f',
-               'no-init': '#ff7f0e', 'no-KD': '#2ca02c'}
+    colours = {'learned': '#d62728', 'predicted': '#9467bd', 'uniform': '#1f77b4', 'uniform-init': '#17becf',
+               'random': '#7f7f7f', 'no-init': '#ff7f0e', 'no-KD': '#2ca02c'}
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for method in colours:
         points = [r for r in rows if r['method'] == method]
@@ -266,6 +276,11 @@ def main(argv=None) -> int:
             out = os.path.join(work_dir, tag, method)
             if method in ('learned', 'no-KD'):
                 students[budget, method] = learned
+            elif method == 'predicted':
+                if not os.path.isfile(os.path.join(out, 'student_kd.py')):
+                    export_structure(search_dir, dict(macs=budget), out, force=True,
+                                     predictor=os.path.abspath(args.predictor))
+                students[budget, method] = out
             elif method == 'uniform':
                 if not os.path.isfile(os.path.join(out, 'student_kd.py')):
                     widths = uniform_widths(budget)

@@ -199,3 +199,11 @@ def test_structure_study_runs_every_method_at_toy_size_and_reuses_finished_runs(
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert (tmp_path / 'runs.log').read_text() == runs_log  # nothing trained again
     assert json.loads((tmp_path / 'measured.json').read_text())['runs'] == measured['runs']
+
+
+def test_structure_study_names_a_missing_predictor_before_any_work(cli, tmp_path):
+    code, _, err = cli('structure_study.py', '--work-dir', tmp_path / 'study', '--methods', 'predicted')
+    assert code == 2 and '--methods predicted needs --predictor' in err
+    code, _, err = cli('structure_study.py', '--work-dir', tmp_path / 'study', '--predictor', tmp_path / 'no.json')
+    assert code == 2 and 'no.json' in err and 'does not exist' in err
+    assert not (tmp_path / 'study').exists()
