@@ -62,7 +62,8 @@ def parse_args(argv=None):
     det = args.task == 'det'
     args.num_train = args.num_train or (400 if det else 6000)
     args.num_val = args.num_val or (80 if det else 1800)
-    if min(args.seeds + [0]) < 0 or min(args.jobs, 1 if args.threads is None else args.threads, args.epochs, args.teacher_epochs, args.iters) < 1:
+    threads = 1 if args.threads is None else args.threads
+    if min(args.seeds + [0]) < 0 or min(args.jobs, threads, args.epochs, args.teacher_epochs, args.iters) < 1:
         parser.error('--seeds must be >= 0, --jobs, --threads, --epochs, --teacher-epochs and --iters >= 1')
     return args
 

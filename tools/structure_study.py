@@ -288,12 +288,12 @@ def main(argv=None) -> int:
                                           os.path.join(search_dir, 'search_config.py'), teacher_ckpt, 'head.fc')
                 students[budget, method] = out
             elif method == 'uniform-init':
-                widths = uniform_widths(budget)
-                choice = uniform_choice(result, widths)
-                if choice is None:
-                    print(f'{tag}: the uniform widths {widths} are not in the searched space: no uniform-init')
-                    continue
                 if not os.path.isfile(os.path.join(out, 'student_kd.py')):
+                    widths = uniform_widths(budget)
+                    choice = uniform_choice(result, widths)
+                    if choice is None:
+                        print(f'{tag}: the uniform widths {widths} are not in the searched space: no uniform-init')
+                        continue
                     export_structure(search_dir, {}, out, choice=choice, force=True)
                 students[budget, method] = out
             elif method == 'random':

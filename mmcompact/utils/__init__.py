@@ -7,6 +7,7 @@ from .recorders import Recorder, resolve_module
 from .rng import rng_state, set_rng_state
 
 __all__ = [
-    'build_model', 'load_config', 'model_config', 'detection_inputs', 'random_inputs', 'ema_weights', 'eval_copy', 'make_divisible',
-    'set_module', 'strip_prefix', 'unwrap_model', 'Recorder', 'resolve_module', 'rng_state', 'set_rng_state'
+    'build_model', 'load_config', 'model_config', 'detection_inputs', 'random_inputs', 'ema_weights', 'eval_copy',
+    'make_divisible', 'set_module', 'strip_prefix', 'unwrap_model', 'Recorder', 'resolve_module', 'rng_state',
+    'set_rng_state'
 ]
