@@ -2,8 +2,8 @@
 seeds, on synthetic classification (class families) or COCO-format detection data.
 
     python tools/recipe_study.py [--task cls] [--work-dir work_dirs/recipe_study] [--seeds 0 1 2 3 4]
-                                 [--epochs 5] [--teacher-epochs 20] [--num-train 6000] [--num-val 1800]
-                                 [--jobs 2]
+                                 [--epochs 5] [--lr 2e-3] [--teacher-epochs 20] [--num-train 6000]
+                                 [--num-val 1800] [--jobs 2]
     python tools/recipe_study.py --task det [--iters 600] [--teacher-iters 2000] [--num-train 400]
                                  [--num-val 80] ...
 
@@ -48,6 +48,7 @@ def parse_args(argv=None):
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
     parser.add_argument('--epochs', type=int, default=5, help='cls: student epochs')
     parser.add_argument('--teacher-epochs', type=int, default=20, help='cls: teacher epochs')
+    parser.add_argument('--lr', type=float, default=2e-3, help="cls: the students' AdamW learning rate")
     parser.add_argument('--iters', type=int, default=600, help='det: student training iterations')
     parser.add_argument('--teacher-iters', type=int, default=2000, help='det: teacher training iterations')
     parser.add_argument('--num-train', type=int, help='default: 6000 (cls), 400 (det)')
@@ -65,6 +66,8 @@ def parse_args(argv=None):
     threads = 1 if args.threads is None else args.threads
     if min(args.seeds + [0]) < 0 or min(args.jobs, threads, args.epochs, args.teacher_epochs, args.iters) < 1:
         parser.error('--seeds must be >= 0, --jobs, --threads, --epochs, --teacher-epochs and --iters >= 1')
+    if not args.lr > 0:
+        parser.error(f'--lr must be > 0, got {args.lr}')
     return args
 
 
@@ -74,7 +77,7 @@ def cls_plan(args, data: str, work_dir: str):
     common = {f'{split}_dataloader.dataset.data_root': data for split in ('train', 'val', 'test')}
     teacher_ckpt = os.path.join(work_dir, 'teacher', f'epoch_{args.teacher_epochs}.pth')
     kd = {'model.teacher_checkpoint': teacher_ckpt}
-    student = {**common, **epochs(args.epochs)}
+    student = {**common, **epochs(args.epochs), 'optim_wrapper.optimizer.lr': args.lr}
     variants = {
         'plain': (f'{CLS}/ghostnetv3-0.5x.py', {**student, **PLAIN_GHOSTNET_OPTIONS}),
         're-param': (f'{CLS}/ghostnetv3-0.5x.py', student),
@@ -83,7 +86,7 @@ def cls_plan(args, data: str, work_dir: str):
         'full recipe (re-param + KD + EMA)': (f'{CLS}/ghostnetv3-0.5x_recipe.py', {**student, **kd}),
     }
     teacher = (f'{CLS}/resnet18.py', {**common, **epochs(args.teacher_epochs)}, teacher_ckpt)
-    note = f'students {args.epochs} epochs, teacher (ResNet-18) {args.teacher_epochs} epochs'
+    note = f'students {args.epochs} epochs at lr {args.lr:g}, teacher (ResNet-18) {args.teacher_epochs} epochs'
     return teacher, variants, 'accuracy/top1', note
 
 

@@ -72,6 +72,7 @@ def main(argv=None) -> int:
         shutdown_distributed(wait=False)
         print(f'error: {err}', file=sys.stderr)
         return 1
+    del runner  # its DDP wrapper holds the process group: free it before the group is destroyed
     shutdown_distributed()
     return 0
 

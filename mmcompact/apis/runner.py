@@ -37,10 +37,17 @@ def shutdown_distributed(wait: bool = True) -> None:
     """Destroy the default process group, if any, once the work is done (``wait``: after every process
     reaches this point). A gloo group left to the interpreter's teardown can abort a process ('terminate
     called without an active exception') after a run that succeeded; pass ``wait=False`` on error paths,
-    where another process may never arrive."""
+    where another process may never arrive.
+
+    Callers drop their runner first: a DDP wrapper's reducer holds the group (and gloo's worker threads)
+    alive past ``destroy_process_group``; the garbage collection here frees such wrappers left in cycles.
+    """
+    import gc
+
     import torch.distributed as dist
     if not (dist.is_available() and dist.is_initialized()):
         return
+    gc.collect()
     if wait:
         dist.barrier()
     dist.destroy_process_group()
