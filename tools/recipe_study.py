@@ -6,6 +6,8 @@ seeds, on synthetic classification (class families) or COCO-format detection dat
                                  [--num-val 1800] [--jobs 2]
     python tools/recipe_study.py --task det [--iters 600] [--teacher-iters 2000] [--num-train 400]
                                  [--num-val 80] ...
+    python tools/recipe_study.py --task det-transfer --structure-dir work_dirs/structure_study --budget 10.54M
+                                 [--variants learned uniform] [--iters 600] ...
 
 Classification (configs/study/kd_families/): 18 classes in 6 families of 3 (a shape with no mark, a dot,
 a bar), 48x48 images without clutter; GhostNetV3-0.5x students, a ResNet-18 teacher trained once for
@@ -14,6 +16,10 @@ Detection: the easy synthetic COCO set (3 shape classes, 128-160 px images with 
 the side on plain gradient backgrounds); RetinaNet with a GhostNetV3-0.5x backbone, a RetinaNet-R18-FPN
 teacher trained once for longer; variants plain, re-param, re-param + KD (PKD on the FPN + head logit KD),
 full recipe (+ EMA).
+Detection transfer (issue 15): the structure study's trained classifiers at one budget (one per method and
+seed: learned, uniform, ...) each become the backbone of the same RetinaNet-FPN (configs/study/structure_det/),
+initialised from that classifier (the seed's own), fine-tuned on the detection data with the detection KD
+recipe (PKD + head KD from the same teacher as --task det); COCO mAP per method, seed by seed.
 
 Every run is a `tools/train.py` process (``--jobs`` at a time, one thread each); a finished run is reused
 and an interrupted one resumes from its last checkpoint, so re-running the same command continues the
@@ -34,16 +40,18 @@ TRAIN = os.path.join(ROOT, 'tools', 'train.py')
 CLS = os.path.join(ROOT, 'configs', 'study', 'kd_families')
 DEMO = os.path.join(ROOT, 'configs', 'demo')
 DET = os.path.join(ROOT, 'configs', 'study', 'kd_det')
+TRANSFER = os.path.join(ROOT, 'configs', 'study', 'structure_det')
 CLS_DATA = dict(classes=18, family_size=3, size=48, clutter=False)
 DET_DATA = dict(num_classes=3, size_range=(128, 160), max_objects=3, clutter=False)
 # (a, b): the comparisons the study exists for; Welch's test of a against b.
 COMPARISONS = [('re-param', 'plain'), ('re-param + KD', 're-param'), ('re-param + DKD', 're-param'),
-               ('full recipe (re-param + KD + EMA)', 're-param')]
+               ('full recipe (re-param + KD + EMA)', 're-param'), ('learned', 'uniform'), ('predicted', 'uniform'),
+               ('uniform-init', 'uniform')]
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--task', choices=['cls', 'det'], default='cls')
+    parser.add_argument('--task', choices=['cls', 'det', 'det-transfer'], default='cls')
     parser.add_argument('--work-dir', help='default: work_dirs/recipe_study (cls), work_dirs/recipe_study_det')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
     parser.add_argument('--epochs', type=int, default=5, help='cls: student epochs')
@@ -53,14 +61,18 @@ def parse_args(argv=None):
     parser.add_argument('--teacher-iters', type=int, default=2000, help='det: teacher training iterations')
     parser.add_argument('--num-train', type=int, help='default: 6000 (cls), 400 (det)')
     parser.add_argument('--num-val', type=int, help='default: 1800 (cls), 80 (det)')
-    parser.add_argument('--variants', nargs='+', help='run only these variants (default: all of the task)')
+    parser.add_argument('--variants', nargs='+', help='run only these variants (default: all of the task; '
+                        'det-transfer: learned uniform)')
+    parser.add_argument('--structure-dir', default='work_dirs/structure_study',
+                        help='det-transfer: the work dir of tools/structure_study.py')
+    parser.add_argument('--budget', default='10.54M', help="det-transfer: the structure study's budget folder")
     parser.add_argument('--jobs', type=int, default=1, help='training processes at a time (one thread each '
                                                              'when more than one)')
     parser.add_argument('--threads', type=int, default=None,
                         help='threads per training process (default: 1 with --jobs > 1, else every core); 1 when '
                              'another study shares the machine')
     args = parser.parse_args(argv)
-    det = args.task == 'det'
+    det = args.task != 'cls'
     args.num_train = args.num_train or (400 if det else 6000)
     args.num_val = args.num_val or (80 if det else 1800)
     threads = 1 if args.threads is None else args.threads
@@ -72,7 +84,9 @@ def parse_args(argv=None):
 
 
 def cls_plan(args, data: str, work_dir: str):
-    """(teacher (config, options, checkpoint), {variant: (config, options)}, metric key, note)."""
+    """(teacher (config, options, checkpoint), {variant: (config, options)}, metric key, note,
+    {variant: the config of its deploy network, built with the variant's ``model.backbone`` options}).
+    An option value may hold ``{seed}``, replaced per run."""
     from mmcompact.apis import PLAIN_GHOSTNET_OPTIONS, epoch_overrides as epochs
     common = {f'{split}_dataloader.dataset.data_root': data for split in ('train', 'val', 'test')}
     teacher_ckpt = os.path.join(work_dir, 'teacher', f'epoch_{args.teacher_epochs}.pth')
@@ -87,16 +101,23 @@ def cls_plan(args, data: str, work_dir: str):
     }
     teacher = (f'{CLS}/resnet18.py', {**common, **epochs(args.teacher_epochs)}, teacher_ckpt)
     note = f'students {args.epochs} epochs at lr {args.lr:g}, teacher (ResNet-18) {args.teacher_epochs} epochs'
-    return teacher, variants, 'accuracy/top1', note
+    return teacher, variants, 'accuracy/top1', note, {name: f'{CLS}/ghostnetv3-0.5x.py' for name in variants}
+
+
+def det_teacher(args, work_dir: str, common: dict):
+    """The detection teacher (config, options, checkpoint) and the students' schedule options."""
+    from mmcompact.apis import schedule_overrides
+    checkpoint = os.path.join(work_dir, 'teacher', f'iter_{args.teacher_iters}.pth')
+    teacher = (f'{DEMO}/teacher_retinanet_r18_fpn_synthetic.py',
+               {**common, **schedule_overrides(args.teacher_iters)}, checkpoint)
+    return teacher, {**common, **schedule_overrides(args.iters)}
 
 
 def det_plan(args, data: str, work_dir: str):
-    from mmcompact.apis import PLAIN_GHOSTNET_OPTIONS, coco_data_options, schedule_overrides
-    teacher_iters = args.teacher_iters
-    common = coco_data_options(data)
-    teacher_ckpt = os.path.join(work_dir, 'teacher', f'iter_{teacher_iters}.pth')
-    student = {**common, **schedule_overrides(args.iters)}
-    kd = {**student, 'model.teacher_checkpoint': teacher_ckpt}
+    """As ``cls_plan``, for detection."""
+    from mmcompact.apis import PLAIN_GHOSTNET_OPTIONS, coco_data_options
+    teacher, student = det_teacher(args, work_dir, coco_data_options(data))
+    kd = {**student, 'model.teacher_checkpoint': teacher[2]}
     variants = {
         'plain': (f'{DEMO}/student_retinanet_ghostnetv3-0.5x_synthetic.py',
                   {**student, **PLAIN_GHOSTNET_OPTIONS}),
@@ -104,10 +125,54 @@ def det_plan(args, data: str, work_dir: str):
         're-param + KD': (f'{DET}/retinanet_ghostnetv3-0.5x_kd.py', kd),
         'full recipe (re-param + KD + EMA)': (f'{DEMO}/student_retinanet_ghostnetv3-0.5x_kd_synthetic.py', kd),
     }
-    teacher = (f'{DEMO}/teacher_retinanet_r18_fpn_synthetic.py', {**common, **schedule_overrides(teacher_iters)},
-               teacher_ckpt)
-    note = f'students {args.iters} iterations, teacher (RetinaNet-R18-FPN) {teacher_iters}'
-    return teacher, variants, 'coco/bbox_mAP', note
+    note = f'students {args.iters} iterations, teacher (RetinaNet-R18-FPN) {args.teacher_iters}'
+    return teacher, variants, 'coco/bbox_mAP', note, {
+        name: f'{DEMO}/student_retinanet_ghostnetv3-0.5x_synthetic.py' for name in variants}
+
+
+def transfer_plan(args, data: str, work_dir: str):
+    """As ``cls_plan``, for the detection transfer of the structure study's classifiers: per method and seed,
+    writes ``students/<method>/seed<s>.py`` (the RetinaNet whose backbone is that classifier's, initialised
+    from its checkpoint; the initialisation is verified) and distils it with the detection KD recipe."""
+    from mmengine.config import Config
+
+    from mmcompact.apis import coco_data_options
+    from mmcompact.structure import check_backbone_initialised, transfer_backbone
+    from mmcompact.utils import build_model
+    teacher, student = det_teacher(args, work_dir, coco_data_options(data))
+    budget_dir = os.path.join(os.path.abspath(args.structure_dir), args.budget)
+    variants, students = {}, {}
+    for method in args.variants or ['learned', 'uniform']:
+        method_dir = os.path.join(budget_dir, method)
+        if not os.path.isfile(os.path.join(method_dir, 'student.py')):
+            raise FileNotFoundError(f'{method_dir}/student.py does not exist: --structure-dir and --budget must '
+                                    'name a finished tools/structure_study.py budget folder, --variants its methods')
+        for seed in args.seeds:
+            path = os.path.join(work_dir, 'students', method, f'seed{seed}.py')
+            if os.path.isfile(path):
+                continue
+            pointer = os.path.join(method_dir, f'seed{seed}', 'last_checkpoint')
+            if not os.path.isfile(pointer):
+                raise FileNotFoundError(f'{pointer} does not exist: the structure study has no trained {method} '
+                                        f'classifier for seed {seed} (pass --seeds of finished runs)')
+            with open(pointer) as f:
+                checkpoint = f.read().strip()
+            cfg = Config.fromfile(f'{TRANSFER}/retinanet_resnet18c_structured.py')
+            cfg.model.backbone, cfg.model.neck.in_channels = transfer_backbone(
+                os.path.join(method_dir, 'student.py'), checkpoint, out_indices=(0, 1, 2, 3))
+            model = build_model(cfg)
+            model.init_weights()
+            check_backbone_initialised(model.backbone, checkpoint)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            cfg.dump(path + '.tmp.py')
+            os.replace(path + '.tmp.py', path)
+        students[method] = os.path.join(work_dir, 'students', method, f'seed{args.seeds[0]}.py')
+        variants[method] = (f'{TRANSFER}/retinanet_resnet18c_structured_kd.py', {
+            **student, 'model.teacher_checkpoint': teacher[2],
+            'model.student': os.path.join(work_dir, 'students', method, 'seed{seed}.py')})
+    note = (f"backbones: the structure study's {args.budget} classifiers ({args.structure_dir}), students "
+            f'{args.iters} iterations with PKD + head KD, teacher (RetinaNet-R18-FPN) {args.teacher_iters}')
+    return teacher, variants, 'coco/bbox_mAP', note, students
 
 
 def digits(metric_name: str) -> int:
@@ -138,15 +203,17 @@ def train(cmd: list, run_dir: str, metric: str, threads: int):
     return score
 
 
-def deploy_macs(student_config: str, variants: dict, size: int) -> dict:
-    """Deploy-form MACs of each variant's student (the same network for all of them, by design)."""
+def deploy_macs(students: dict, variants: dict, size: int) -> dict:
+    """Deploy-form MACs of each variant's student network and of its backbone alone: {name: (whole,
+    backbone)}. ``students``: the deploy network's config of each variant (see ``cls_plan``)."""
     from mmcompact.structure import count_deployed
     from mmcompact.utils import build_model, load_config
     macs = {}
     for name, (_, options) in variants.items():
         backbone = {k: v for k, v in options.items() if k.startswith('model.backbone.')}
-        model = build_model(load_config(student_config, backbone))
-        macs[name] = count_deployed(model, (3, size, size))['macs']
+        model = build_model(load_config(students[name], backbone))
+        macs[name] = (count_deployed(model, (3, size, size))['macs'],
+                      count_deployed(model.backbone, (3, size, size))['macs'])
     return macs
 
 
@@ -155,12 +222,14 @@ def report(path: str, results: dict, teacher_score, metric_name: str, header: st
     """Write results.md: per-seed scores, mean with 95% CI, Welch tests of the study's comparisons."""
     from mmcompact.analysis import mean_ci, welch_p
     d = digits(metric_name)
-    lines = [f'| variant | deploy MACs | {metric_name} per seed | n | mean | 95% CI |', '|---|---|---|---|---|---|']
+    lines = [f'| variant | deploy MACs (backbone) | {metric_name} per seed | n | mean | 95% CI |',
+             '|---|---|---|---|---|---|']
     for name, scores in results.items():
         values = [scores[s] for s in sorted(scores)]
         if values:
             mean, half = mean_ci(values)
-            lines.append(f"| {name} | {macs[name] / 1e6:.2f}M | {', '.join(f'{v:.{d}f}' for v in values)} | "
+            lines.append(f"| {name} | {macs[name][0] / 1e6:.2f}M ({macs[name][1] / 1e6:.2f}M) | "
+                         f"{', '.join(f'{v:.{d}f}' for v in values)} | "
                          f'{len(values)} | {mean:.{d}f} | +-{half:.{d}f} |')
     if teacher_score is not None:
         lines.append(f'| teacher | | {teacher_score:.{d}f} | 1 | | |')
@@ -176,7 +245,7 @@ def report(path: str, results: dict, teacher_score, metric_name: str, header: st
         if scores:
             mean, half = mean_ci(list(scores.values()))
             summary[name] = dict(seeds={str(k): v for k, v in scores.items()}, mean=mean, ci95=half,
-                                 deploy_macs=macs[name])
+                                 deploy_macs=macs[name][0], backbone_macs=macs[name][1])
     with open(os.path.splitext(path)[0] + '.json.tmp', 'w') as f:
         json.dump(dict(title=header.splitlines()[0].lstrip('# '), metric=metric_name, teacher=teacher_score,
                        variants=summary), f, indent=1)
@@ -219,9 +288,9 @@ def main(argv=None) -> int:
 
     from mmcompact.apis import run_jobs
     from mmcompact.data import make_classification, make_coco_detection
-    det = args.task == 'det'
-    work_dir = os.path.abspath(args.work_dir or ('work_dirs/recipe_study_det' if det else
-                                                 'work_dirs/recipe_study'))
+    det = args.task != 'cls'
+    work_dir = os.path.abspath(args.work_dir or {'cls': 'work_dirs/recipe_study', 'det': 'work_dirs/recipe_study_det',
+                                                 'det-transfer': 'work_dirs/structure_transfer'}[args.task])
     data = os.path.join(work_dir, 'data')
     if not os.path.isdir(os.path.join(data, 'val')):
         with tqdm(total=args.num_train + args.num_val, desc='synthetic data', unit='img') as bar:
@@ -233,17 +302,22 @@ def main(argv=None) -> int:
                                     size=CLS_DATA['size'], family_size=CLS_DATA['family_size'],
                                     clutter=CLS_DATA['clutter'], progress=bar.update)
         os.replace(data + '.part', data)
-    teacher, variants, metric, note = (det_plan if det else cls_plan)(args, data, work_dir)
+    plan = {'cls': cls_plan, 'det': det_plan, 'det-transfer': transfer_plan}[args.task]
+    try:
+        teacher, variants, metric, note, students = plan(args, data, work_dir)
+    except (FileNotFoundError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
     unknown = set(args.variants or []) - set(variants)
     if unknown:
         print(f'error: unknown --variants {sorted(unknown)}; this task has {list(variants)}', file=sys.stderr)
         return 1
     variants = {name: v for name, v in variants.items() if not args.variants or name in args.variants}
-    macs = deploy_macs(f'{DEMO}/student_retinanet_ghostnetv3-0.5x_synthetic.py' if det else
-                       f'{CLS}/ghostnetv3-0.5x.py', variants, 160 if det else CLS_DATA['size'])
+    macs = deploy_macs(students, variants, 160 if det else CLS_DATA['size'])
     metric_name = 'bbox mAP' if det else 'top-1 (%)'
     threads = args.threads or (1 if args.jobs > 1 else max(1, os.cpu_count() or 1))
-    header = (f'# Recipe study (synthetic {args.task}, {args.num_train} train / {args.num_val} val images, '
+    title = 'Detection transfer of learned structures' if args.task == 'det-transfer' else 'Recipe study'
+    header = (f'# {title} (synthetic {args.task}, {args.num_train} train / {args.num_val} val images, '
               f'{note}, seeds {args.seeds})')
     if det:
         header += (f"\n\nData: `make_coco_detection(..., "
@@ -258,7 +332,8 @@ def main(argv=None) -> int:
     for name, (config, options) in variants.items():
         for seed in args.seeds:
             run_dir = os.path.join(work_dir, re.sub(r'[^a-z0-9]+', '_', name.lower()).strip('_'), f'seed{seed}')
-            jobs.append((name, seed, command(config, run_dir, {**options, 'randomness.seed': seed}), run_dir))
+            per_seed = {k: v.replace('{seed}', str(seed)) if isinstance(v, str) else v for k, v in options.items()}
+            jobs.append((name, seed, command(config, run_dir, {**per_seed, 'randomness.seed': seed}), run_dir))
     commands = ['python tools/train.py ' + ' '.join(os.path.relpath(a, ROOT) if os.path.isabs(a) else a
                                                     for a in cmd) for _, _, cmd, _ in jobs]
     results = {name: {} for name in variants}
@@ -287,8 +362,10 @@ def main(argv=None) -> int:
                       + f': {metric_name} {score:.{digits(metric_name)}f}')
             report(os.path.join(work_dir, 'results.md'), results, scores.get('teacher'), metric_name, header,
                    commands, macs)
-            plot(os.path.join(work_dir, 'recipe_study.png'), results, scores.get('teacher'), metric_name,
-                 ('RetinaNet-GhostNetV3-0.5x' if det else 'GhostNetV3-0.5x') + ' student, same deploy network')
+            plot(os.path.join(work_dir, 'recipe_study.png'), results, scores.get('teacher'), metric_name, {
+                'cls': 'GhostNetV3-0.5x student, same deploy network',
+                'det': 'RetinaNet-GhostNetV3-0.5x student, same deploy network',
+                'det-transfer': f'RetinaNet with the structure study\'s {args.budget} backbones'}[args.task])
         return score
 
     # Teacher first, then the runs that do not need it, so that they fill the other workers meanwhile; each

@@ -1,6 +1,7 @@
 """Compact structure learning: block-wise distillation of candidate blocks, exact costs, and a knapsack
 selection under a FLOPs and/or parameter budget (see ../shared/reference/structure-learning.md)."""
-from .api import choose, export_structure, load_search, predicted_front, run_search
+from .api import (check_backbone_initialised, choose, export_structure, load_search, predicted_front, run_search,
+                  transfer_backbone)
 from ..models.blocks import (BasicResidual, DepthwiseSeparable, GhostBlock, Interface, InvertedResidual, Keep,
                          Skip, build_candidate, candidate_label)
 from .knapsack import InfeasibleBudget, Selection, pareto_front, select
@@ -11,7 +12,7 @@ from .search import BlockwiseDistillation, CandidateBank, normalised_mse, rank_c
 from .space import SearchSpace, assemble, build_search_space, cost_table, count_deployed
 
 __all__ = [
-    'choose', 'export_structure', 'load_search', 'predicted_front', 'run_search', 'BasicResidual',
+    'check_backbone_initialised', 'transfer_backbone', 'choose', 'export_structure', 'load_search', 'predicted_front', 'run_search', 'BasicResidual',
     'DepthwiseSeparable', 'GhostBlock', 'Interface', 'InvertedResidual', 'Keep', 'Skip', 'build_candidate',
     'candidate_label', 'InfeasibleBudget', 'Selection', 'pareto_front', 'select', 'Block', 'default_blocks',
     'probe_blocks', 'LinearPredictor', 'block_features', 'fit_predictor', 'held_out_split', 'rank_agreement',

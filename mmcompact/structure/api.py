@@ -1,8 +1,9 @@
 """The structure search end to end, behind tools/search_structure.py and tools/export_structure.py."""
+import copy
 import json
 import os
 import time
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 from mmengine.dist import is_main_process
@@ -246,3 +247,63 @@ def export_structure(search_dir: str, budgets: Dict[str, float], out_dir: str, f
     return dict(choice=list(choice), labels=[space.labels[b][c] for b, c in enumerate(choice)],
                 blocks=[b.path for b in space.blocks], exact=exact, predicted=predicted,
                 predicted_score=score, budgets=budgets, files=[paths['student_init.pth']] + written)
+
+
+def transfer_backbone(student_config: str, checkpoint: str, out_indices: Sequence[int]) -> Tuple[dict, List[int]]:
+    """The backbone of a trained structure-learning classifier (``student.py`` of ``export_structure``,
+    weights in ``checkpoint``) as a backbone config for another task's model, e.g. a detector: the same
+    ``StructuredBackbone`` with ``out_indices`` and an ``init_cfg`` that loads the classifier's backbone
+    weights (keys under ``backbone.``). Returns (backbone config, channels of each output) (the channels are
+    what an FPN's ``in_channels`` must be). The classifier's default scope is written into the inner
+    backbone's type, so the config builds under any default scope (mmdet's included). ``checkpoint`` may be
+    the classifier's or a distillation run's (``student.backbone.`` keys)."""
+    import torch
+
+    from ..registry import MODELS
+    cfg = Config.fromfile(student_config)
+    backbone = copy.deepcopy(cfg.model.backbone.to_dict())
+    if backbone.get('type') != 'mmcompact.StructuredBackbone':
+        raise ValueError(f"{student_config}: model.backbone is {backbone.get('type')!r}, not the "
+                         "'mmcompact.StructuredBackbone' that export_structure writes")
+    inner = backbone['backbone']
+    if '.' not in inner['type'] and cfg.get('default_scope'):
+        inner['type'] = f"{cfg.default_scope}.{inner['type']}"
+    inner['out_indices'] = tuple(out_indices)
+    probe = MODELS.build(copy.deepcopy(backbone))
+    probe.eval()  # (mmpretrain's ResNet.train returns None: no chaining)
+    with torch.no_grad():
+        channels = [int(out.shape[1]) for out in probe(torch.zeros(1, 3, 64, 64))]
+    inner['init_cfg'] = dict(type='Pretrained', checkpoint=os.path.abspath(checkpoint),
+                             prefix=_backbone_prefix(checkpoint))
+    return backbone, channels
+
+
+def _backbone_prefix(checkpoint: str) -> str:
+    """Where a classifier's backbone weights are in ``checkpoint``: ``backbone.``, or ``student.backbone.``
+    in a distillation run's."""
+    from ..checkpoint.fit import checkpoint_weights
+    keys = checkpoint_weights(safe_load(checkpoint, 'cpu')).keys()
+    for prefix in ('backbone.', 'student.backbone.'):
+        if any(k.startswith(prefix) for k in keys):
+            return prefix
+    raise ValueError(f'{checkpoint} holds no backbone weights (no key starts with backbone. or student.backbone.)')
+
+
+def check_backbone_initialised(backbone: nn.Module, checkpoint: str) -> None:
+    """Raise unless ``backbone``'s state equals the backbone weights of ``checkpoint`` (see
+    ``transfer_backbone``) exactly: the same keys, every tensor equal. MMEngine's ``Pretrained`` init loads
+    non-strictly and only logs what it skipped; this makes a transfer that loaded nothing (or half) an error."""
+    import torch
+
+    from ..checkpoint.fit import checkpoint_weights
+    prefix = _backbone_prefix(checkpoint)
+    weights = {k[len(prefix):]: v for k, v in checkpoint_weights(safe_load(checkpoint, 'cpu')).items()
+               if k.startswith(prefix)}
+    state = backbone.state_dict()
+    if set(weights) != set(state):
+        missing, extra = sorted(set(state) - set(weights)), sorted(set(weights) - set(state))
+        raise ValueError(f'{checkpoint} does not fit the backbone: missing {missing[:4]}, unexpected {extra[:4]}')
+    differ = [k for k, v in state.items() if not torch.equal(v.cpu(), weights[k].to(v.dtype))]
+    if differ:
+        raise ValueError(f'the backbone was not initialised from {checkpoint}: {len(differ)} tensors differ '
+                         f'(e.g. {differ[:3]}); check its init_cfg')
