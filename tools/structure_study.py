@@ -1,16 +1,19 @@
 """Does the learned structure beat a uniform width multiplier of the teacher at the same deploy MACs?
 
-    python tools/structure_study.py [--work-dir work_dirs/structure_study] [--budgets 8M 16M 24M]
-                                    [--seeds 0 1 2 3 4] [--epochs 12] [--jobs 2] [--predictor PREDICTOR_JSON]
+    python tools/structure_study.py [--family resnet18c] [--work-dir work_dirs/structure_study]
+                                    [--budgets 8M 16M 24M] [--seeds 0 1 2 3 4] [--epochs 12] [--jobs 2]
+                                    [--predictor PREDICTOR_JSON]
 
 The protocol (everything resumable: a finished step or run is reused, an interrupted one resumed):
-1. data: 32x32 synthetic classification, 6 shapes with a distractor shape and clutter, 4000 / 1000 images;
-2. teacher: mmpretrain ResNetV1c-18 (configs/study/resnet18c_32px_cls.py), --teacher-epochs;
-3. search: configs/structure/resnet18c_32px_width_search.py (stem and stages, searchable widths), seed 0,
-   and again with seed 1 to check that the chosen structures are stable;
+1. data: synthetic classification, 6 shapes with a distractor shape and clutter, 4000 / 1000 images, 32x32
+   (resnet18c) or 64x64 (mobilenetv2);
+2. teacher: mmpretrain ResNetV1c-18 (configs/study/resnet18c_32px_cls.py) or MobileNetV2 1.0x
+   (configs/study/mobilenetv2_64px_cls.py), --teacher-epochs;
+3. search: configs/structure/<family>_<size>px_width_search.py (every stage a block, searchable widths between
+   them), seed 0, and again with seed 1 to check that the chosen structures are stable;
 4. per budget: "learned" = the exact selection's structure with its block-distilled initialisation,
-   fine-tuned with logit KD from the teacher; "uniform" = ResNetV1c-18 with every width scaled by one
-   multiplier (rounded per stage to 8 channels), the largest within the budget and at most 3% under it,
+   fine-tuned with logit KD from the teacher; "uniform" = the teacher with every width scaled by one
+   multiplier (rounded per stage to 8 channels, its own blocks: FAMILIES), the largest within the budget and at most 3% under it,
    trained with the same KD recipe from scratch; "random" = a random structure of the same space within
    90-100% of the budget, same initialisation and recipe; "no-init" = the learned structure from random
    initialisation; "no-KD" = the learned structure with its initialisation, trained without KD;
@@ -33,9 +36,6 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-TEACHER_CONFIG = os.path.join(ROOT, 'configs', 'study', 'resnet18c_32px_cls.py')
-SEARCH_CONFIG = os.path.join(ROOT, 'configs', 'structure', 'resnet18c_32px_width_search.py')
-DATA = dict(classes=6, family_size=1, size=32)
 METHODS = ['learned', 'predicted', 'uniform', 'uniform-init', 'random', 'no-init', 'no-KD']
 # run at every budget; the others (ablations) at --ablation-budgets only. no-init is here because it separates
 # the selected structure from its initialisation, the question the study turns on.
@@ -44,17 +44,38 @@ METRIC = 'accuracy/top1'
 # exported configs start from the search's (which trained on a subset): students use all the data
 STUDENT_DATA = {'train_dataloader.batch_size': 64, 'train_dataloader.dataset.indices': None,
                 'val_dataloader.dataset.indices': None}
-# the teacher family in the search's candidate types: mmpretrain's deep stem and ResNet basic-block stages
-STEM = dict(type='ConvStack', num_convs=3, hidden_ratio=0.5)
-STAGE = dict(type='BasicResidual', width_ratio=1.0, num_blocks=2)
+_INVERTED = dict(type='InvertedResidual', kernel_size=3)
+# Teacher families: teacher and search configs, data, default budgets (deploy MACs) and, per searched block,
+# the candidate that is the teacher's own block at any width (the uniform networks are built from these).
+FAMILIES = {
+    'resnet18c': dict(
+        name='ResNetV1c-18', teacher=os.path.join(ROOT, 'configs', 'study', 'resnet18c_32px_cls.py'),
+        search=os.path.join(ROOT, 'configs', 'structure', 'resnet18c_32px_width_search.py'),
+        data=dict(classes=6, family_size=1, size=32),
+        budgets=[2.67e6, 6e6, 10.54e6],  # about the uniform 0.25x and 0.5x networks (in the space), one between
+        blocks=dict(stem=dict(type='ConvStack', num_convs=3, hidden_ratio=0.5),  # mmpretrain's deep stem
+                    **{f'layer{i}': dict(type='BasicResidual', width_ratio=1.0, num_blocks=2) for i in range(1, 5)})),
+    'mobilenetv2': dict(
+        name='MobileNetV2', teacher=os.path.join(ROOT, 'configs', 'study', 'mobilenetv2_64px_cls.py'),
+        search=os.path.join(ROOT, 'configs', 'structure', 'mobilenetv2_64px_width_search.py'),
+        data=dict(classes=6, family_size=1, size=64),
+        budgets=[2.63e6, 3.71e6, 7.42e6],  # the uniform 0.25x and 0.5x networks (in the space) and half the 0.5x's
+        blocks=dict(conv1=dict(type='ConvStack', num_convs=1),
+                    **{f'layer{i + 1}': dict(_INVERTED, expand_ratio=e, num_blocks=n) for i, (e, n) in enumerate(
+                        [(1, 1), (6, 2), (6, 3), (6, 4), (6, 3), (6, 3), (6, 1)])},
+                    conv2=dict(type='ConvStack', num_convs=1, kernel_size=1))),
+}
 
 
 def parse_args(argv=None):
     from mmcompact.analysis import parse_amount
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--work-dir', default='work_dirs/structure_study')
-    parser.add_argument('--budgets', type=parse_amount, nargs='+', default=[2.67e6, 6e6, 10.54e6],
-                        help='default: about the MACs of the uniform 0.25x and 0.5x networks (both in the '
+    parser.add_argument('--family', choices=sorted(FAMILIES), default='resnet18c',
+                        help='the teacher family: ResNetV1c-18 at 32x32 or MobileNetV2 at 64x64')
+    parser.add_argument('--work-dir', help='default: work_dirs/structure_study (resnet18c), '
+                        'work_dirs/structure_study_<family> (others)')
+    parser.add_argument('--budgets', type=parse_amount, nargs='+',
+                        help="default: about the MACs of the family's uniform 0.25x and 0.5x networks (both in the "
                         'searched space) and one between them')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
     parser.add_argument('--epochs', type=int, default=12, help='student epochs (every method)')
@@ -74,6 +95,9 @@ def parse_args(argv=None):
                         help='the first picks the structures; the others check their stability')
     parser.add_argument('--jobs', type=int, default=2, help='training processes at a time (one thread each)')
     args = parser.parse_args(argv)
+    args.budgets = args.budgets or FAMILIES[args.family]['budgets']
+    args.work_dir = args.work_dir or ('work_dirs/structure_study' if args.family == 'resnet18c' else
+                                      f'work_dirs/structure_study_{args.family}')
     if args.methods is None:
         args.methods = [m for m in METHODS if m != 'predicted' or args.predictor]
     if 'predicted' in args.methods and not args.predictor:
@@ -87,15 +111,14 @@ def parse_args(argv=None):
     return args
 
 
-def uniform_config(cfg, search_result: dict, widths: list):
-    """The teacher config with a ``StructuredBackbone`` of the teacher family at ``widths``."""
+def uniform_config(cfg, search_result: dict, widths: list, family: dict):
+    """The teacher config with a ``StructuredBackbone`` of the teacher ``family`` at ``widths``."""
     from mmengine.config import Config
     student = Config(dict(cfg.to_dict()))
     student.pop('structure_search', None)
     blocks, previous = {}, search_result['blocks'][0]['in_channels']
     for block, width in zip(search_result['blocks'], widths):
-        spec = STEM if block['path'] == 'stem' else STAGE
-        blocks[block['path']] = dict(spec, in_channels=previous, out_channels=width, stride=block['stride'])
+        blocks[block['path']] = dict(family['blocks'][block['path']], in_channels=previous, out_channels=width, stride=block['stride'])
         previous = width
     student.model.backbone = dict(type='mmcompact.StructuredBackbone', backbone=cfg.model.backbone,
                                   blocks=blocks)
@@ -103,7 +126,7 @@ def uniform_config(cfg, search_result: dict, widths: list):
     return student
 
 
-def matched_uniform(cfg, search_result: dict, budget: float, input_shape, tolerance: float = 0.03):
+def matched_uniform(cfg, search_result: dict, budget: float, input_shape, family: dict, tolerance: float = 0.03):
     """The uniform-width student with the most deploy MACs within ``budget``: per multiplier m (steps of
     0.01), every boundary's width is m x the teacher's rounded down or up to a multiple of 8 (per stage, all
     combinations), costs summed from exactly counted blocks and head, the winner re-counted whole. Raises if
@@ -120,8 +143,7 @@ def matched_uniform(cfg, search_result: dict, budget: float, input_shape, tolera
 
     def block_macs(b: int, w_in: int, w_out: int) -> int:
         if (b, w_in, w_out) not in cache:
-            spec = STEM if blocks[b]['path'] == 'stem' else STAGE
-            module = build_candidate(spec, Interface(w_in, w_out, blocks[b]['stride']))
+            module = build_candidate(family['blocks'][blocks[b]['path']], Interface(w_in, w_out, blocks[b]['stride']))
             cache[b, w_in, w_out] = count_deployed(module, (w_in, *blocks[b]['input_shape'][1:]))['macs']
         return cache[b, w_in, w_out]
 
@@ -137,7 +159,7 @@ def matched_uniform(cfg, search_result: dict, budget: float, input_shape, tolera
                 best = (list(widths), macs)
     if best[0] is None:
         raise ValueError(f'no uniform width fits {budget:,.0f} MACs')
-    exact = count_deployed(build_model(uniform_config(cfg, search_result, best[0])), input_shape)['macs']
+    exact = count_deployed(build_model(uniform_config(cfg, search_result, best[0], family)), input_shape)['macs']
     if exact > budget or exact < (1 - tolerance) * budget:
         raise ValueError(f'the closest uniform width {best[0]} has {exact:,.0f} MACs, not within {tolerance:.0%} '
                          f'under {budget:,.0f}')
@@ -158,21 +180,24 @@ def random_chain(search_result: dict, budget: float, seed: int, low: float = 0.9
     raise ValueError(f'no random structure within {low:.0%}-100% of {budget:,.0f} MACs')
 
 
-def uniform_choice(search_result: dict, widths: list):
-    """The uniform network at ``widths`` as a choice of the searched space (its deep stem and two-block
-    stages at exactly those widths), or None when the space does not offer one of them."""
-    from mmcompact.structure import candidate_label
+def uniform_choice(search_result: dict, widths: list, family: dict):
+    """The uniform network at ``widths`` as a choice of the searched space (the ``family``'s own blocks at
+    exactly those widths: the same candidate options and in/out channels), or None when the space does not
+    offer one of them."""
+    from mmcompact.models.blocks import candidate_options
     choice, previous = [], search_result['blocks'][0]['in_channels']
     for b, (block, width) in enumerate(zip(search_result['blocks'], widths)):
-        wanted = f"{candidate_label(STEM if block['path'] == 'stem' else STAGE)} {previous}>{width}"
-        if wanted not in search_result['labels'][b]:
+        wanted = candidate_options(family['blocks'][block['path']])
+        matches = [c for c, (spec, link) in enumerate(zip(search_result['candidates'][b], search_result['links'][b]))
+                   if list(link) == [previous, width] and candidate_options(spec) == wanted]
+        if not matches:
             return None
-        choice.append(search_result['labels'][b].index(wanted))
+        choice.append(matches[0])
         previous = width
     return choice
 
 
-def plot(path: str, rows: list, teacher: dict) -> None:
+def plot(path: str, rows: list, teacher: dict, family: dict) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -188,9 +213,9 @@ def plot(path: str, rows: list, teacher: dict) -> None:
     if teacher.get('top1') is not None:
         ax.axhline(teacher['top1'], ls='--', color='black', lw=1,
                    label=f"teacher ({teacher['macs'] / 1e6:.1f}M MACs)")
-    ax.set_xlabel('deploy MACs (M), 32x32 input')
+    ax.set_xlabel(f"deploy MACs (M), {family['data']['size']}x{family['data']['size']} input")
     ax.set_ylabel('top-1 (%), mean and 95% CI over seeds')
-    ax.set_title('Learned structure vs uniform width (ResNetV1c-18 teacher)')
+    ax.set_title(f"Learned structure vs uniform width ({family['name']} teacher)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -209,6 +234,8 @@ def main(argv=None) -> int:
     from mmcompact.structure.api import write_student_configs
     from mmcompact.utils import build_model, load_config
 
+    family = FAMILIES[args.family]
+    data_settings = family['data']
     work_dir = os.path.abspath(args.work_dir)
     data = os.path.join(work_dir, 'data')
     data_options = {f'{split}.dataset.data_root': data
@@ -229,12 +256,13 @@ def main(argv=None) -> int:
 
     # 1-2: data and teacher
     if not os.path.isdir(os.path.join(data, 'val')):
-        tool('make_synthetic', ['cls', data, '--classes', DATA['classes'], '--family-size', DATA['family_size'],
-                                '--size', DATA['size'], '--num-train', args.num_train, '--num-val', args.num_val])
+        tool('make_synthetic', ['cls', data, '--classes', data_settings['classes'], '--family-size',
+                                data_settings['family_size'], '--size', data_settings['size'], '--num-train',
+                                args.num_train, '--num-val', args.num_val])
     teacher_dir = os.path.join(work_dir, 'teacher')
     teacher_ckpt = os.path.join(teacher_dir, f'epoch_{args.teacher_epochs}.pth')
     if not os.path.isfile(teacher_ckpt):
-        tool('train', [TEACHER_CONFIG, '--work-dir', teacher_dir, '--resume']
+        tool('train', [family['teacher'], '--work-dir', teacher_dir, '--resume']
              + options(dict(epoch_overrides(args.teacher_epochs), **{'train_cfg.val_interval': 4})))
     teacher_top1 = final_metric(teacher_dir, METRIC)
 
@@ -242,7 +270,7 @@ def main(argv=None) -> int:
     def search(seed: int) -> dict:
         search_dir = os.path.join(work_dir, f'search_seed{seed}')
         if not os.path.isfile(os.path.join(search_dir, 'search.json')):
-            tool('search_structure', [SEARCH_CONFIG, '--work-dir', search_dir, '--resume'] + options({
+            tool('search_structure', [family['search'], '--work-dir', search_dir, '--resume'] + options({
                 'structure_search.teacher_checkpoint': teacher_ckpt, 'structure_search.epochs': args.search_epochs,
                 'structure_search.seed': seed, 'randomness.seed': seed, 'train_dataloader.batch_size': 32,
                 'train_dataloader.dataset.indices': args.search_images, 'val_dataloader.dataset.indices': 500}))
@@ -252,7 +280,7 @@ def main(argv=None) -> int:
     search_dir = os.path.join(work_dir, f'search_seed{main_seed}')
     result = search(main_seed)
     input_shape = tuple(result['input_shape'])
-    cfg = load_config(SEARCH_CONFIG, data_options)
+    cfg = load_config(family['search'], data_options)
     teacher_cost = result['costs']['teacher']
 
     # 4: students per budget and method
@@ -260,7 +288,7 @@ def main(argv=None) -> int:
 
     def uniform_widths(budget: float) -> list:
         if budget not in matched:
-            matched[budget] = matched_uniform(cfg, result, budget, input_shape)[0]
+            matched[budget] = matched_uniform(cfg, result, budget, input_shape, family)[0]
         return matched[budget]
 
     students = {}  # (budget, method) -> folder with student.py / student_kd.py
@@ -284,13 +312,13 @@ def main(argv=None) -> int:
             elif method == 'uniform':
                 if not os.path.isfile(os.path.join(out, 'student_kd.py')):
                     widths = uniform_widths(budget)
-                    write_student_configs(uniform_config(cfg, result, widths), out,
+                    write_student_configs(uniform_config(cfg, result, widths, family), out,
                                           os.path.join(search_dir, 'search_config.py'), teacher_ckpt, 'head.fc')
                 students[budget, method] = out
             elif method == 'uniform-init':
                 if not os.path.isfile(os.path.join(out, 'student_kd.py')):
                     widths = uniform_widths(budget)
-                    choice = uniform_choice(result, widths)
+                    choice = uniform_choice(result, widths, family)
                     if choice is None:
                         print(f'{tag}: the uniform widths {widths} are not in the searched space: no uniform-init')
                         continue
@@ -351,7 +379,7 @@ def main(argv=None) -> int:
                                  for k, v in sorted(measured.items())],
                            rows=rows), f, indent=1)
         os.replace(measured_path + '.tmp', measured_path)
-        plot(os.path.join(work_dir, 'study.png'), rows, dict(top1=teacher_top1, **teacher_cost))
+        plot(os.path.join(work_dir, 'study.png'), rows, dict(top1=teacher_top1, **teacher_cost), family)
         return rows
 
     def run(job, bar):
@@ -404,7 +432,7 @@ def main(argv=None) -> int:
         f.write('\n'.join([
             f'# Structure study ({args.epochs}-epoch students, seeds {args.seeds}, {(time.time() - start) / 60:.0f} '
             'min this invocation)', '',
-            f"Teacher: ResNetV1c-18, {teacher_cost['macs'] / 1e6:.2f}M MACs, top-1 {teacher_top1}. Search: "
+            f"Teacher: {family['name']}, {teacher_cost['macs'] / 1e6:.2f}M MACs, top-1 {teacher_top1}. Search: "
             f"{result['search_seconds'] / 60:.1f} min, additivity Spearman {result['additivity']['spearman']:.2f}.",
             '', *lines, '', 'Structures (candidate, input>output channels per block; no-init and no-KD are the '
             'learned ones):', *structures, '', 'Stability across search seeds:', *(stable or ['- not run']), '',

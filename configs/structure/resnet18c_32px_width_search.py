@@ -2,7 +2,7 @@
 # classification): the stem and every stage are blocks, and the channel count between them (and of the
 # backbone output) is a choice, so every uniform width multiplier of the teacher (ratios below) is one of the
 # selectable structures. Data and teacher come from tools/structure_study.py.
-_base_ = '../study/resnet18c_32px_cls.py'
+_base_ = ['../study/resnet18c_32px_cls.py', '../_base_/schedules/width_search.py']
 structure_search = dict(
     teacher_checkpoint='work_dirs/structure_study/teacher/epoch_24.pth',
     input_shape=(3, 32, 32),  # deploy costs are counted at this size
@@ -15,12 +15,4 @@ structure_search = dict(
         **{layer: [dict(type='Keep'),
                    dict(type='BasicResidual', width_ratio=1.0, num_blocks=2),  # the ResNet stage at any width
                    dict(type='BasicResidual', width_ratio=1.0, num_blocks=1)]  # one block: fewer repeats
-           for layer in ('layer1', 'layer2', 'layer3', 'layer4')}),
-    epochs=3,  # at most: each candidate stops once its held-out error stops improving
-    plateau=dict(patience=1, min_delta=0.02),
-    progressive=False,
-    optimizer=dict(type='Adam', lr=2e-3),
-    checkpoint_interval=50,
-    log_interval=25,
-    correlation_samples=10,
-    seed=0)
+           for layer in ('layer1', 'layer2', 'layer3', 'layer4')}))

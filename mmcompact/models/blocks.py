@@ -248,6 +248,17 @@ def candidate_label(spec: dict) -> str:
     return ' '.join([name] + options)
 
 
+def candidate_options(spec: dict) -> dict:
+    """``spec`` with every option of its candidate type, defaults filled in, without the interface keys,
+    ``output_affine`` and ``deploy``: two specs that build the same candidate compare equal (their labels
+    need not: a label shows only the options a spec states)."""
+    parameters = inspect.signature(candidate_class(spec)).parameters.values()
+    options = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+    options.update(spec)
+    return {k: v for k, v in options.items()
+            if k not in ('in_channels', 'out_channels', 'stride', 'output_affine', 'deploy')}
+
+
 def candidate_class(spec: dict):
     if not isinstance(spec, dict) or 'type' not in spec:
         raise TypeError(f"a candidate spec is a dict with a 'type' key, got {spec!r}")

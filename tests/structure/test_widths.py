@@ -222,3 +222,35 @@ def test_bad_width_settings_name_the_key(width_search):
     bad.structure_search.widths = dict(ratios=[1.5])
     with pytest.raises(ValueError, match='structure_search.widths'):
         build_teacher_and_space(bad, search_settings(bad))
+
+
+def test_mobilenetv2_family_has_its_uniform_networks_in_the_space_at_exact_costs():
+    """tools/structure_study.py --family mobilenetv2: the uniform 0.25x and 0.5x networks built from the
+    family's own blocks (MobileNetV2's stages) are choices of its search space (matched by candidate options
+    and widths), and their cost from the table equals an exact re-count. (ResNetV1c-18: the toy study test.)"""
+    family = 'mobilenetv2'
+    import importlib.util
+    import json
+    import os
+    spec = importlib.util.spec_from_file_location('structure_study', os.path.join(ROOT, 'tools', 'structure_study.py'))
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    settings_family = study.FAMILIES[family]
+    cfg = load_config(settings_family['search'], {'structure_search.teacher_checkpoint': None})
+    settings = search_settings(cfg)
+    model, space = build_teacher_and_space(cfg, settings)
+    shape = tuple(settings['input_shape'])
+    table = cost_table(model, space, shape)
+    result = json.loads(json.dumps(dict(  # as search.json holds it
+        blocks=[dict(path=b.path, in_channels=b.interface.in_channels, out_channels=b.interface.out_channels,
+                     stride=b.interface.stride, input_shape=list(b.input_shape)) for b in space.blocks],
+        candidates=space.menus, links=space.links, labels=space.labels)))
+    for ratio in (0.25, 0.5):
+        widths = [space.widths[j + 1][0 if ratio == 0.25 else 1] for j in range(len(space.blocks))]
+        choice = study.uniform_choice(result, widths, settings_family)
+        assert choice is not None, (ratio, widths)
+        uniform = build_model(study.uniform_config(cfg, result, widths, settings_family))
+        exact = count_deployed(uniform, shape)
+        assert exact['macs'] == table['fixed']['macs'] + sum(table['table'][b][c]['macs'] for b, c in enumerate(choice))
+    assert settings_family['budgets'][0] >= count_deployed(
+        build_model(study.uniform_config(cfg, result, [w[0] for w in space.widths[1:]], settings_family)), shape)['macs']
