@@ -141,25 +141,30 @@ def transfer_plan(args, data: str, work_dir: str):
     from mmcompact.utils import build_model
     teacher, student = det_teacher(args, work_dir, coco_data_options(data))
     budget_dir = os.path.join(os.path.abspath(args.structure_dir), args.budget)
-    variants, students = {}, {}
+    checkpoints = {}  # (method, seed) -> the classifier's checkpoint; every input checked before writing
     for method in args.variants or ['learned', 'uniform']:
         method_dir = os.path.join(budget_dir, method)
         if not os.path.isfile(os.path.join(method_dir, 'student.py')):
+            found = {budget: sorted(os.listdir(os.path.join(args.structure_dir, budget)))
+                     for budget in sorted(os.listdir(args.structure_dir)) if budget.endswith('M')} \
+                if os.path.isdir(args.structure_dir) else {}
             raise FileNotFoundError(f'{method_dir}/student.py does not exist: --structure-dir and --budget must '
-                                    'name a finished tools/structure_study.py budget folder, --variants its methods')
+                                    'name a finished tools/structure_study.py budget folder and --variants its '
+                                    f'methods (found: {found or "no budget folders"})')
         for seed in args.seeds:
-            path = os.path.join(work_dir, 'students', method, f'seed{seed}.py')
-            if os.path.isfile(path):
-                continue
             pointer = os.path.join(method_dir, f'seed{seed}', 'last_checkpoint')
             if not os.path.isfile(pointer):
                 raise FileNotFoundError(f'{pointer} does not exist: the structure study has no trained {method} '
                                         f'classifier for seed {seed} (pass --seeds of finished runs)')
             with open(pointer) as f:
-                checkpoint = f.read().strip()
+                checkpoints[method, seed] = f.read().strip()
+    variants, students = {}, {}
+    for (method, seed), checkpoint in checkpoints.items():
+        path = os.path.join(work_dir, 'students', method, f'seed{seed}.py')
+        if not os.path.isfile(path):
             cfg = Config.fromfile(f'{TRANSFER}/retinanet_resnet18c_structured.py')
             cfg.model.backbone, cfg.model.neck.in_channels = transfer_backbone(
-                os.path.join(method_dir, 'student.py'), checkpoint, out_indices=(0, 1, 2, 3))
+                os.path.join(budget_dir, method, 'student.py'), checkpoint, out_indices=(0, 1, 2, 3))
             model = build_model(cfg)
             model.init_weights()
             check_backbone_initialised(model.backbone, checkpoint)
@@ -292,6 +297,12 @@ def main(argv=None) -> int:
     work_dir = os.path.abspath(args.work_dir or {'cls': 'work_dirs/recipe_study', 'det': 'work_dirs/recipe_study_det',
                                                  'det-transfer': 'work_dirs/structure_transfer'}[args.task])
     data = os.path.join(work_dir, 'data')
+    plan = {'cls': cls_plan, 'det': det_plan, 'det-transfer': transfer_plan}[args.task]
+    try:  # inputs checked (and transfer students written) before any long work
+        teacher, variants, metric, note, students = plan(args, data, work_dir)
+    except (FileNotFoundError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
     if not os.path.isdir(os.path.join(data, 'val')):
         with tqdm(total=args.num_train + args.num_val, desc='synthetic data', unit='img') as bar:
             if det:
@@ -302,12 +313,6 @@ def main(argv=None) -> int:
                                     size=CLS_DATA['size'], family_size=CLS_DATA['family_size'],
                                     clutter=CLS_DATA['clutter'], progress=bar.update)
         os.replace(data + '.part', data)
-    plan = {'cls': cls_plan, 'det': det_plan, 'det-transfer': transfer_plan}[args.task]
-    try:
-        teacher, variants, metric, note, students = plan(args, data, work_dir)
-    except (FileNotFoundError, ValueError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
     unknown = set(args.variants or []) - set(variants)
     if unknown:
         print(f'error: unknown --variants {sorted(unknown)}; this task has {list(variants)}', file=sys.stderr)

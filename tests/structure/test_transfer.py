@@ -64,6 +64,7 @@ def test_transferred_backbone_loads_every_classifier_weight(tmp_path, distilled)
 
 
 def test_det_transfer_study_runs_every_method_and_names_a_missing_seed(tmp_path):
+    """A missing classifier is a one-line error before any work; the study runs every method at toy size."""
     from conftest import run_tool
     structure = tmp_path / 'structure'
     write_classifier(str(structure / '4M' / 'learned'), [0], layer4_width=96, distilled=True)
@@ -73,6 +74,7 @@ def test_det_transfer_study_runs_every_method_and_names_a_missing_seed(tmp_path)
             '--num-val', '4', '--jobs', '1']
     missing = run_tool(*argv, '--seeds', '0', '1')
     assert missing.returncode == 1 and 'seed 1' in missing.stderr and 'learned' in missing.stderr
+    assert not (tmp_path / 'study').exists()  # checked before anything is written
     result = run_tool(*argv, '--seeds', '0')
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     table = (tmp_path / 'study' / 'results.md').read_text()

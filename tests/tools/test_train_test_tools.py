@@ -155,7 +155,7 @@ def test_recipe_study_runs_every_variant_at_toy_size(tmp_path, task, options, ro
     table = (tmp_path / 'results.md').read_text()
     for row in rows:
         assert row in table, row
-    macs = {line.split('|')[2].strip() for line in table.splitlines() if line.startswith('| ') and 'M |' in line}
+    macs = {line.split('|')[2].strip() for line in table.splitlines() if line.startswith('| ') and 'M) |' in line}
     assert len(macs) == 1  # the same deploy network for every variant
     assert (tmp_path / 'recipe_study.png').exists()
 
