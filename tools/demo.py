@@ -39,10 +39,11 @@ def parse_args(argv=None):
 
 
 def print_study_results(format_table) -> None:
-    """The measured recipe studies (results/recipe_study.json, results/recipe_study_det.json), printed beside
-    this run and labelled as such: a CPU-sized demo is too short to show what the recipe is worth."""
+    """The measured recipe studies (results/recipe_study.json, its longer-schedule run recipe_study_e12.json
+    and results/recipe_study_det.json), printed beside this run and labelled as such: a CPU-sized demo is too
+    short to show what the recipe is worth."""
     import json
-    for name in ('recipe_study.json', 'recipe_study_det.json'):
+    for name in ('recipe_study.json', 'recipe_study_e12.json', 'recipe_study_det.json'):
         path = os.path.join(ROOT, 'results', name)
         if not os.path.isfile(path):
             continue
