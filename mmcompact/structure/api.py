@@ -274,17 +274,21 @@ def transfer_backbone(student_config: str, checkpoint: str, out_indices: Sequenc
     with torch.no_grad():
         channels = [int(out.shape[1]) for out in probe(torch.zeros(1, 3, 64, 64))]
     inner['init_cfg'] = dict(type='Pretrained', checkpoint=os.path.abspath(checkpoint),
-                             prefix=_backbone_prefix(checkpoint))
+                             prefix=_backbone_prefix(_weights(checkpoint), checkpoint))
     return backbone, channels
 
 
-def _backbone_prefix(checkpoint: str) -> str:
-    """Where a classifier's backbone weights are in ``checkpoint``: ``backbone.``, or ``student.backbone.``
-    in a distillation run's."""
+def _weights(checkpoint: str) -> dict:
+    """The state dict in the checkpoint file ``checkpoint``, loaded once."""
     from ..checkpoint.fit import checkpoint_weights
-    keys = checkpoint_weights(safe_load(checkpoint, 'cpu')).keys()
+    return checkpoint_weights(safe_load(checkpoint, 'cpu'))
+
+
+def _backbone_prefix(weights: dict, checkpoint: str) -> str:
+    """Where a classifier's backbone weights are in ``weights`` (of the file ``checkpoint``): ``backbone.``, or
+    ``student.backbone.`` in a distillation run's."""
     for prefix in ('backbone.', 'student.backbone.'):
-        if any(k.startswith(prefix) for k in keys):
+        if any(k.startswith(prefix) for k in weights):
             return prefix
     raise ValueError(f'{checkpoint} holds no backbone weights (no key starts with backbone. or student.backbone.)')
 
@@ -294,11 +298,9 @@ def check_backbone_initialised(backbone: nn.Module, checkpoint: str) -> None:
     ``transfer_backbone``) exactly: the same keys, every tensor equal. MMEngine's ``Pretrained`` init loads
     non-strictly and only logs what it skipped; this makes a transfer that loaded nothing (or half) an error."""
     import torch
-
-    from ..checkpoint.fit import checkpoint_weights
-    prefix = _backbone_prefix(checkpoint)
-    weights = {k[len(prefix):]: v for k, v in checkpoint_weights(safe_load(checkpoint, 'cpu')).items()
-               if k.startswith(prefix)}
+    everything = _weights(checkpoint)
+    prefix = _backbone_prefix(everything, checkpoint)
+    weights = {k[len(prefix):]: v for k, v in everything.items() if k.startswith(prefix)}
     state = backbone.state_dict()
     if set(weights) != set(state):
         missing, extra = sorted(set(state) - set(weights)), sorted(set(weights) - set(state))
