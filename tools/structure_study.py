@@ -19,8 +19,8 @@ The protocol (everything resumable: a finished step or run is reused, an interru
    initialisation; "no-KD" = the learned structure with its initialisation, trained without KD;
    "predicted" (with --predictor) = the structure selected by a calibrated predictor's accuracy;
    "uniform-init" = the uniform network with the block-distilled initialisation of its own blocks, where
-   its widths are in the searched space (it separates the structure from the initialisation the other
-   way round); random and no-KD at --ablation-budgets, the others at every budget;
+   its widths are in the searched space, else the largest width multiplier of the space itself within 3% under
+   the budget (it separates the structure from the initialisation the other way round); random and no-KD at --ablation-budgets, the others at every budget;
 5. every student trains --epochs with the same recipe (AdamW, cosine, the teacher's runtime), --seeds each.
 
 Writes results.md (mean with 95% confidence interval, Welch test against uniform), measured.json, study.png
@@ -164,6 +164,27 @@ def matched_uniform(cfg, search_result: dict, budget: float, input_shape, family
         raise ValueError(f'the closest uniform width {best[0]} has {exact:,.0f} MACs, not within {tolerance:.0%} '
                          f'under {budget:,.0f}')
     return best[0], exact
+
+
+def searched_uniform(cfg, search_result: dict, budget: float, input_shape, family: dict, tolerance: float = 0.03):
+    """The largest uniform network that the searched space itself offers (every boundary at one of
+    ``structure_search.widths.ratios`` of the teacher's width, rounded as the space rounds, or the teacher's own)
+    within ``budget`` and at most ``tolerance`` under it, as (choice, widths, MACs); None if there is none. It
+    stands in for the budget-matched uniform widths when those (rounded per stage) are not in the space."""
+    from mmcompact.structure import count_deployed
+    from mmcompact.utils import build_model, make_divisible
+    widths_cfg = cfg.structure_search.widths
+    best = None
+    for ratio in [*widths_cfg.ratios, 1.0]:
+        widths = [min(b['out_channels'], make_divisible(b['out_channels'] * ratio, widths_cfg.get('divisor', 8)))
+                  for b in search_result['blocks']]
+        choice = uniform_choice(search_result, widths, family)
+        if choice is None:
+            continue
+        macs = count_deployed(build_model(uniform_config(cfg, search_result, widths, family)), input_shape)['macs']
+        if (1 - tolerance) * budget <= macs <= budget and (best is None or macs > best[2]):
+            best = (choice, widths, macs)
+    return best
 
 
 def random_chain(search_result: dict, budget: float, seed: int, low: float = 0.9):
@@ -320,8 +341,14 @@ def main(argv=None) -> int:
                     widths = uniform_widths(budget)
                     choice = uniform_choice(result, widths, family)
                     if choice is None:
-                        print(f'{tag}: the uniform widths {widths} are not in the searched space: no uniform-init')
-                        continue
+                        found = searched_uniform(cfg, result, budget, input_shape, family)
+                        if found is None:
+                            print(f'{tag}: neither the uniform widths {widths} nor a width multiplier of the '
+                                  'searched space fit the budget: no uniform-init')
+                            continue
+                        choice, in_space, macs = found
+                        print(f'{tag}: uniform-init uses the uniform network of the searched space {in_space} '
+                              f'({macs:,} MACs; the matched uniform widths {widths} are not in the space)')
                     export_structure(search_dir, {}, out, choice=choice, force=True)
                 students[budget, method] = out
             elif method == 'random':

@@ -254,3 +254,9 @@ def test_mobilenetv2_family_has_its_uniform_networks_in_the_space_at_exact_costs
         assert exact['macs'] == table['fixed']['macs'] + sum(table['table'][b][c]['macs'] for b, c in enumerate(choice))
     assert settings_family['budgets'][0] >= count_deployed(
         build_model(study.uniform_config(cfg, result, [w[0] for w in space.widths[1:]], settings_family)), shape)['macs']
+    # uniform-init's stand-in when the budget-matched widths are not in the space: the space's own multipliers
+    small, middle, large = settings_family['budgets']
+    choice, widths, macs = study.searched_uniform(cfg, result, small, shape, settings_family)
+    assert widths == [8, 8, 8, 8, 16, 24, 40, 80, 320]  # MobileNetV2 0.25x, rounded to 8 as the space rounds
+    assert macs == table['fixed']['macs'] + sum(table['table'][b][c]['macs'] for b, c in enumerate(choice)) <= small
+    assert study.searched_uniform(cfg, result, middle, shape, settings_family) is None  # none within 3% under
