@@ -43,7 +43,9 @@ def print_study_results(format_table) -> None:
     and results/recipe_study_det.json), printed beside this run and labelled as such: a CPU-sized demo is too
     short to show what the recipe is worth."""
     import json
-    for name in ('recipe_study.json', 'recipe_study_e12.json', 'recipe_study_det.json'):
+    documents = {'recipe_study.json': 'recipe_study.md', 'recipe_study_e12.json': 'recipe_study.md, 12-epoch section',
+                 'recipe_study_det.json': 'recipe_study_det.md'}
+    for name, document in documents.items():
         path = os.path.join(ROOT, 'results', name)
         if not os.path.isfile(path):
             continue
@@ -56,7 +58,7 @@ def print_study_results(format_table) -> None:
         if study.get('teacher') is not None:
             rows.append(['teacher', f"{study['teacher']:.{digits}f}", '', '1'])
         print(f"\nNot this run: a measured recipe study ({study['title']}; "
-              f"results/{name.replace('.json', '.md')}):")
+              f"results/{document}):")
         print(format_table(rows, total_row=False))
 
 
