@@ -19,8 +19,9 @@ The protocol (everything resumable: a finished step or run is reused, an interru
    initialisation; "no-KD" = the learned structure with its initialisation, trained without KD;
    "predicted" (with --predictor) = the structure selected by a calibrated predictor's accuracy;
    "uniform-init" = the uniform network with the block-distilled initialisation of its own blocks, where
-   its widths are in the searched space, else the largest width multiplier of the space itself within 3% under
-   the budget (it separates the structure from the initialisation the other way round); random and no-KD at --ablation-budgets, the others at every budget;
+   its widths are in the searched space, else the largest width multiplier of the space itself within 3%
+   under the budget (it separates the structure from the initialisation the other way round); random and
+   no-KD at --ablation-budgets, the others at every budget;
 5. every student trains --epochs with the same recipe (AdamW, cosine, the teacher's runtime), --seeds each.
 
 Writes results.md (mean with 95% confidence interval, Welch test against uniform), measured.json, study.png
@@ -172,12 +173,12 @@ def searched_uniform(cfg, search_result: dict, budget: float, input_shape, famil
     within ``budget`` and at most ``tolerance`` under it, as (choice, widths, MACs); None if there is none. It
     stands in for the budget-matched uniform widths when those (rounded per stage) are not in the space."""
     from mmcompact.structure import count_deployed
-    from mmcompact.utils import build_model, make_divisible
+    from mmcompact.structure.space import scaled_width
+    from mmcompact.utils import build_model
     widths_cfg = cfg.structure_search.widths
     best = None
     for ratio in [*widths_cfg.ratios, 1.0]:
-        widths = [min(b['out_channels'], make_divisible(b['out_channels'] * ratio, widths_cfg.get('divisor', 8)))
-                  for b in search_result['blocks']]
+        widths = [scaled_width(b['out_channels'], ratio, widths_cfg.get('divisor', 8)) for b in search_result['blocks']]
         choice = uniform_choice(search_result, widths, family)
         if choice is None:
             continue

@@ -67,6 +67,11 @@ def is_unchanged_teacher_block(spec: dict) -> bool:
     return candidate_class(spec) is Keep and spec.get('num_blocks') is None
 
 
+def scaled_width(channels: int, ratio: float, divisor: int) -> int:
+    """``ratio`` x ``channels`` rounded to ``divisor`` as the searchable widths round it, never above ``channels``."""
+    return min(channels, make_divisible(channels * ratio, divisor))
+
+
 def boundary_widths(blocks: Sequence[Block], widths: Optional[dict]) -> Optional[List[List[int]]]:
     """Selectable channels per boundary from ``structure_search.widths`` = ``dict(ratios=[...], divisor=8,
     search_output=True)``: each ratio of the teacher's width, rounded to ``divisor``, plus the teacher's own
@@ -90,7 +95,7 @@ def boundary_widths(blocks: Sequence[Block], widths: Optional[dict]) -> Optional
         if j == len(blocks) and not widths.get('search_output', True):
             result.append([c])
         else:
-            result.append(sorted({min(c, make_divisible(c * r, divisor)) for r in ratios} | {c}))
+            result.append(sorted({scaled_width(c, r, divisor) for r in ratios} | {c}))
     return result
 
 
