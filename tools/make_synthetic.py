@@ -3,7 +3,7 @@
     python tools/make_synthetic.py det OUT_DIR [--num-train 200] [--num-val 50] [--classes 6] [--seed 0]
                                    [--min-size 256] [--max-size 512] [--max-objects 6] [--no-clutter] [--force]
     python tools/make_synthetic.py cls OUT_DIR [--num-train 600] [--num-val 120] [--classes 6] [--size 64]
-                                   [--family-size 1] [--no-clutter]
+                                   [--family-size 1] [--mark-scale 0.2] [--no-clutter]
 
 det: COCO format (OUT_DIR/{train,val}/*.png, OUT_DIR/annotations/instances_{train,val}.json), for mmdet's
 CocoDataset and CocoMetric. cls: mmpretrain CustomDataset layout (OUT_DIR/{train,val}/<class>/*.png).
@@ -27,6 +27,9 @@ def parse_args(argv=None):
     parser.add_argument('--family-size', type=int, default=1,
                         help='cls: classes in families of this many that share a shape and differ by a small '
                              'mark (class-similarity structure); --classes may then be up to 8 * this')
+    parser.add_argument('--mark-scale', type=float, default=0.2,
+                        help="cls with --family-size > 1: the mark's radius as a fraction of the shape's inner "
+                             'radius (larger: an easier task)')
     parser.add_argument('--max-objects', type=int, default=6, help='det: objects per image: 1 to this many')
     parser.add_argument('--no-clutter', action='store_true',
                         help='an easier task: plain backgrounds; cls: no distractor shape, mild aspect ratios; '
@@ -64,7 +67,7 @@ def main(argv=None) -> int:
             else:
                 make_classification(staging, num_train, num_val, args.classes, args.seed, args.size,
                                     progress=bar.update, family_size=args.family_size,
-                                    clutter=not args.no_clutter)
+                                    clutter=not args.no_clutter, mark_scale=args.mark_scale)
     except (ValueError, FileExistsError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1

@@ -167,13 +167,13 @@ def class_names(num_classes: int, family_size: int = 1) -> List[str]:
 
 
 def _draw_mark(draw: ImageDraw.ImageDraw, rng: np.random.Generator, polygon: np.ndarray, mark: str,
-               fill: Tuple[int, int, int]) -> None:
-    """A small mark inside an object filled with ``fill``: nothing, a dot, or a bar through the centre, in
-    black or white, whichever contrasts more with the fill."""
+               fill: Tuple[int, int, int], scale: float = 0.2) -> None:
+    """A mark inside an object filled with ``fill``: nothing, a dot, or a bar through the centre, in black or
+    white, whichever contrasts more with the fill; its radius is ``scale`` times the object's inner radius."""
     if mark == 'plain':
         return
     centre = polygon.mean(0)
-    radius = 0.2 * float(np.linalg.norm(polygon - centre, axis=1).min() + 1)
+    radius = scale * float(np.linalg.norm(polygon - centre, axis=1).min() + 1)
     colour = (0, 0, 0) if 0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2] > 128 else (255, 255, 255)
     if mark == 'dot':
         draw.ellipse([*(centre - radius), *(centre + radius)], fill=colour)
@@ -184,7 +184,8 @@ def _draw_mark(draw: ImageDraw.ImageDraw, rng: np.random.Generator, polygon: np.
 
 
 def make_classification(out_dir: str, num_train: int, num_val: int, num_classes: int = 6, seed: int = 0,
-                        size: int = 64, progress=None, family_size: int = 1, clutter: bool = True) -> None:
+                        size: int = 64, progress=None, family_size: int = 1, clutter: bool = True,
+                        mark_scale: float = 0.2) -> None:
     """Write ``{train,val}/<class>/<index>.png`` (mmpretrain CustomDataset layout): one shape per image
     (the label) with a random colour, pose and scale, on a cluttered background with a smaller distractor
     shape of another shape.
@@ -193,10 +194,13 @@ def make_classification(out_dir: str, num_train: int, num_val: int, num_classes:
     families of ``family_size`` that share a shape and differ only in a small mark inside it (none, a dot,
     a bar; see ``MARKS``), so a class is much more like its siblings than like other families.
     ``clutter=False`` makes the task easier: a plain gradient background, no distractor shape, aspect ratios
-    within 0.8-1.25 (so that shapes keep their identity).
+    within 0.8-1.25 (so that shapes keep their identity). ``mark_scale`` is the mark's radius as a fraction of
+    the shape's inner radius (0.2: a small mark, hard at 48 px; 0.45: plain to see at 32 px).
     """
     if not 1 <= family_size <= len(MARKS):
         raise ValueError(f'family_size must be in [1, {len(MARKS)}] (one mark per family member), got {family_size}')
+    if not 0 < mark_scale <= 0.5:
+        raise ValueError(f'mark_scale must be in (0, 0.5] (a fraction of the shape\'s inner radius), got {mark_scale}')
     if not 2 <= num_classes <= len(SHAPES) * family_size:
         raise ValueError(f'num_classes must be in [2, {len(SHAPES) * family_size}] with family_size '
                          f'{family_size}, got {num_classes}')
@@ -217,7 +221,7 @@ def make_classification(out_dir: str, num_train: int, num_val: int, num_classes:
             fill = tuple(int(v) for v in rng.integers(0, 256, 3))
             draw.polygon([tuple(p) for p in polygon], fill=fill)
             if family_size > 1:
-                _draw_mark(draw, rng, polygon, MARKS[label % family_size], fill)
+                _draw_mark(draw, rng, polygon, MARKS[label % family_size], fill, mark_scale)
             folder = os.path.join(out_dir, split, names[label])
             os.makedirs(folder, exist_ok=True)
             image.save(os.path.join(folder, f'{i:06d}.png'))

@@ -85,3 +85,23 @@ def test_class_families_share_a_shape_and_differ_by_their_mark(tmp_path):
     assert filecmp.cmp(tmp_path / 'a/train/circle/000000.png', tmp_path / 'b/train/circle/000000.png', shallow=False)
     with pytest.raises(ValueError, match='family_size'):
         make_classification(str(tmp_path / 'c'), 4, 2, 4, family_size=4)
+
+
+def test_mark_scale_grows_the_mark_and_keeps_the_rest(tmp_path):
+    """A larger mark_scale changes only the marked classes' pixels; the default is the
+    original dataset; out-of-range values are refused with the valid range."""
+    import numpy as np
+    from PIL import Image
+    for name, scale in (('small', 0.2), ('large', 0.45)):
+        make_classification(str(tmp_path / name), 3, 1, 3, size=48, family_size=3, mark_scale=scale)
+    make_classification(str(tmp_path / 'default'), 3, 1, 3, size=48, family_size=3)
+    assert filecmp.cmp(tmp_path / 'small/train/circle-dot/000001.png',
+                       tmp_path / 'default/train/circle-dot/000001.png', shallow=False)
+
+    def changed(cls, index):
+        pair = [np.asarray(Image.open(tmp_path / f'{s}/train/{cls}/{index:06d}.png')) for s in ('small', 'large')]
+        return int((pair[0] != pair[1]).any(-1).sum())
+    assert changed('circle-plain', 0) == 0
+    assert changed('circle-dot', 1) > 0 and changed('circle-bar', 2) > 0
+    with pytest.raises(ValueError, match=r'mark_scale must be in \(0, 0.5\]'):
+        make_classification(str(tmp_path / 'bad'), 3, 1, 3, family_size=3, mark_scale=0.8)
