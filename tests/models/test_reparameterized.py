@@ -99,6 +99,39 @@ def test_pretrained_weights_load_through_init_weights(tmp_path):
     assert relative_diff(pretrained(x), rep(x)) <= 1e-6  # starts from the pretrained function
 
 
+@pytest.mark.parametrize('name', ['mmpretrain MobileNetV2', 'mmdet ResNet-18'])
+def test_init_weights_of_the_model_around_it(name, tmp_path):
+    """What the runner does: ``init_weights`` on the classifier or detector, whose mmengine record of
+    parameters must take the ones folding and unfolding create (it used to assert 'Find a new Parameter');
+    the backbone ends re-parameterized, starting from its initialised (here: pretrained) function."""
+    scope, backbone = BACKBONES[name]
+    pretrained = randomize_bn(build(scope, backbone, seed=1))
+    pretrained.eval()
+    path = save_atomic({'state_dict': pretrained.state_dict()}, str(tmp_path / 'backbone.pth'))
+    rep = dict(type='mmcompact.Reparameterized', input_shape=(1, 3, 64, 64),
+               backbone=dict(backbone, init_cfg=dict(type='Pretrained', checkpoint=path)))
+    if scope == 'mmpretrain':
+        model = build(scope, dict(type='ImageClassifier', backbone=rep, neck=dict(type='GlobalAveragePooling'),
+                                  head=dict(type='LinearClsHead', num_classes=3, in_channels=1280)))
+    else:
+        model = build(scope, dict(type='RetinaNet', data_preprocessor=dict(type='DetDataPreprocessor'),
+                                  backbone=rep, neck=dict(type='FPN', in_channels=[64, 128, 256, 512],
+                                                          out_channels=16, num_outs=4),
+                                  bbox_head=dict(type='RetinaHead', num_classes=3, in_channels=16,
+                                                 feat_channels=16, stacked_convs=1,
+                                                 anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4,
+                                                                       scales_per_octave=1, ratios=[1.0],
+                                                                       strides=[4, 8, 16, 32]),
+                                                 bbox_coder=dict(type='DeltaXYWHBBoxCoder'))))
+    model.init_weights()
+    assert not any(hasattr(m, '_params_init_info') for m in model.modules())  # mmengine's cleanup reached all
+    model.eval()
+    assert len(foldable_modules(model.backbone)) >= 10
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert relative_diff(pretrained(x), model.backbone(x)) <= 1e-5
+
+
 def test_a_model_in_a_detector_folds_with_the_fold_tool_mechanism():
     from mmcompact.deploy import fold_checked
     scope = 'mmdet'

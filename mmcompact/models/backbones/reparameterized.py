@@ -19,9 +19,25 @@ class ReparameterizedInit:
         training = self.training
         self.eval()  # some backbones' train() returns None, so not chained
         reparameterize_model(self)
+        _record_new_parameters(self, 'folded for init_weights')
         super().init_weights()
         unfold_conv_bn_pairs(self, **self.reparam_options)
+        _record_new_parameters(self, 're-parameterized from the initialised weights')
         self.train(training)
+
+
+def _record_new_parameters(module: nn.Module, how: str) -> None:
+    """Enter the parameters that folding or unfolding created into mmengine's initialisation record, when
+    the ``init_weights`` of a model around ``module`` keeps one: ``BaseModule`` asserts that no parameter it
+    has not seen appears during ``init_weights``, and removes the record from every submodule at the end."""
+    record = getattr(module, '_params_init_info', None)
+    if record is None:  # init_weights called on this backbone itself: nothing to keep in step
+        return
+    for param in module.parameters():
+        if param not in record:
+            record[param] = dict(init_info=f'{type(module).__name__}: {how}', tmp_mean_value=param.data.mean().cpu())
+    for submodule in module.modules():
+        submodule._params_init_info = record
 
 
 _REPARAMETERIZED_CLASSES: Dict[type, type] = {}
