@@ -101,9 +101,10 @@ def test_pretrained_weights_load_through_init_weights(tmp_path):
 
 @pytest.mark.parametrize('name', ['mmpretrain MobileNetV2', 'mmdet ResNet-18'])
 def test_init_weights_of_the_model_around_it(name, tmp_path):
-    """What the runner does: ``init_weights`` on the classifier or detector, whose mmengine record of
-    parameters must take the ones folding and unfolding create (it used to assert 'Find a new Parameter');
-    the backbone ends re-parameterized, starting from its initialised (here: pretrained) function."""
+    """What the runner does: build the optimizer, then ``init_weights`` on the classifier or detector. The
+    backbone ends re-parameterized, starting from its initialised (here: pretrained) function, with the same
+    parameter objects (replaced ones would be outside the optimizer: never trained), and mmengine's check
+    of the parameters (it used to assert 'Find a new Parameter') passes."""
     scope, backbone = BACKBONES[name]
     pretrained = randomize_bn(build(scope, backbone, seed=1))
     pretrained.eval()
@@ -123,7 +124,9 @@ def test_init_weights_of_the_model_around_it(name, tmp_path):
                                                                        scales_per_octave=1, ratios=[1.0],
                                                                        strides=[4, 8, 16, 32]),
                                                  bbox_coder=dict(type='DeltaXYWHBBoxCoder'))))
+    params = list(model.parameters())
     model.init_weights()
+    assert all(a is b for a, b in zip(params, model.parameters())) and len(params) == len(list(model.parameters()))
     assert not any(hasattr(m, '_params_init_info') for m in model.modules())  # mmengine's cleanup reached all
     model.eval()
     assert len(foldable_modules(model.backbone)) >= 10

@@ -1,5 +1,7 @@
 """``type='mmcompact.Reparameterized'``: any registered backbone, trained with re-parameterized conv-BN
 branches and deployed as exactly itself."""
+import copy
+from collections import defaultdict
 from typing import Dict, Optional, Sequence, Union
 
 from torch import nn
@@ -10,34 +12,41 @@ from ...registry import MODELS
 
 class ReparameterizedInit:
     """Mixed in before a backbone's class by ``Reparameterized`` (giving e.g. ``ReparameterizedResNet``, still
-    a ``ResNet``): ``init_weights`` folds back to the original modules, runs the backbone's own
-    initialisation (e.g. ``init_cfg=dict(type='Pretrained', ...)``, whose keys are the original ones), then
-    re-parameterizes again, starting from the initialised function."""
+    a ``ResNet``): ``init_weights`` initialises a folded copy with the backbone's own initialisation (e.g.
+    ``init_cfg=dict(type='Pretrained', ...)``, whose keys are the original ones), re-parameterizes the copy,
+    and loads it into this model in place, so the model starts from the initialised function and keeps its
+    parameter objects: MMEngine's runner builds the optimizer before it calls ``init_weights``, and a
+    replaced parameter would never be trained."""
     reparam_options: Dict = {}
 
     def init_weights(self) -> None:
-        training = self.training
-        self.eval()  # some backbones' train() returns None, so not chained
-        reparameterize_model(self)
-        _record_new_parameters(self, 'folded for init_weights')
-        super().init_weights()
-        unfold_conv_bn_pairs(self, **self.reparam_options)
-        _record_new_parameters(self, 're-parameterized from the initialised weights')
-        self.train(training)
+        plain = _detached_copy(self)
+        plain.eval()  # some backbones' train() returns None, so not chained
+        reparameterize_model(plain)
+        # mmengine's initialisation record, private to the copy: BaseModule.init_weights then treats it as a
+        # part of a model (no log dump) and checks it against the copy's own parameters.
+        record = defaultdict(dict)
+        for param in plain.parameters():
+            record[param] = dict(init_info='', tmp_mean_value=param.data.mean().cpu())
+        for module in plain.modules():
+            module._params_init_info = record
+        super(ReparameterizedInit, plain).init_weights()
+        for module in plain.modules():
+            del module._params_init_info
+        unfold_conv_bn_pairs(plain, **self.reparam_options)
+        self.load_state_dict(plain.state_dict())
+        self._is_init = True
 
 
-def _record_new_parameters(module: nn.Module, how: str) -> None:
-    """Enter the parameters that folding or unfolding created into mmengine's initialisation record, when
-    the ``init_weights`` of a model around ``module`` keeps one: ``BaseModule`` asserts that no parameter it
-    has not seen appears during ``init_weights``, and removes the record from every submodule at the end."""
-    record = getattr(module, '_params_init_info', None)
-    if record is None:  # init_weights called on this backbone itself: nothing to keep in step
-        return
-    for param in module.parameters():
-        if param not in record:
-            record[param] = dict(init_info=f'{type(module).__name__}: {how}', tmp_mean_value=param.data.mean().cpu())
-    for submodule in module.modules():
-        submodule._params_init_info = record
+def _detached_copy(module: nn.Module) -> nn.Module:
+    """A deep copy of ``module`` without the initialisation record that a surrounding model's
+    ``init_weights`` attaches to every submodule (it holds the whole model's parameters)."""
+    records = {m: m.__dict__.pop('_params_init_info') for m in module.modules() if '_params_init_info' in m.__dict__}
+    try:
+        return copy.deepcopy(module)
+    finally:
+        for m, record in records.items():
+            m._params_init_info = record
 
 
 _REPARAMETERIZED_CLASSES: Dict[type, type] = {}
