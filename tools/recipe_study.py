@@ -12,6 +12,8 @@ seeds, on synthetic classification (class families) or COCO-format detection dat
 Classification (configs/study/kd_families/): 18 classes in 6 families of 3 (a shape with no mark, a dot,
 a bar), 48x48 images without clutter; GhostNetV3-0.5x students, a ResNet-18 teacher trained once for
 longer; variants plain, re-param, re-param + KD, re-param + DKD, full recipe (re-param + KD + EMA).
+``--student resnet18-0.25x``: a quarter-width ResNet-18 re-parameterized by ``mmcompact.Reparameterized``, a
+student that learns this data faster than GhostNetV3-0.5x (35% top-1 after 4 epochs against 24% after 5).
 Detection: the easy synthetic COCO set (3 shape classes, 128-160 px images with 1-3 objects of 20-50% of
 the side on plain gradient backgrounds); RetinaNet with a GhostNetV3-0.5x backbone, a RetinaNet-R18-FPN
 teacher trained once for longer; variants plain, re-param, re-param + KD (PKD on the FPN + head logit KD),
@@ -43,6 +45,8 @@ DET = os.path.join(ROOT, 'configs', 'study', 'kd_det')
 TRANSFER = os.path.join(ROOT, 'configs', 'study', 'structure_det')
 CLS_DATA = dict(classes=18, family_size=3, size=48, clutter=False)
 DET_DATA = dict(num_classes=3, size_range=(128, 160), max_objects=3, clutter=False)
+# cls students: configs/study/kd_families/<name>{,_kd,_dkd,_recipe}.py
+CLS_STUDENTS = ('ghostnetv3-0.5x', 'resnet18-0.25x')
 # (a, b): the comparisons the study exists for; Welch's test of a against b.
 COMPARISONS = [('re-param', 'plain'), ('re-param + KD', 're-param'), ('re-param + DKD', 're-param'),
                ('full recipe (re-param + KD + EMA)', 're-param'), ('learned', 'uniform'), ('predicted', 'uniform'),
@@ -57,6 +61,8 @@ def parse_args(argv=None):
     parser.add_argument('--epochs', type=int, default=5, help='cls: student epochs')
     parser.add_argument('--teacher-epochs', type=int, default=20, help='cls: teacher epochs')
     parser.add_argument('--lr', type=float, default=2e-3, help="cls: the students' AdamW learning rate")
+    parser.add_argument('--student', choices=CLS_STUDENTS, default='ghostnetv3-0.5x',
+                        help='cls: the student network (configs/study/kd_families/<student>*.py)')
     parser.add_argument('--iters', type=int, default=600, help='det: student training iterations')
     parser.add_argument('--teacher-iters', type=int, default=2000, help='det: teacher training iterations')
     parser.add_argument('--num-train', type=int, help='default: 6000 (cls), 400 (det)')
@@ -88,20 +94,24 @@ def cls_plan(args, data: str, work_dir: str):
     {variant: the config of its deploy network, built with the variant's ``model.backbone`` options}).
     An option value may hold ``{seed}``, replaced per run."""
     from mmcompact.apis import PLAIN_GHOSTNET_OPTIONS, epoch_overrides as epochs
+    # 'plain': the same deploy network without re-param branches (Reparameterized: deploy=True builds it)
+    plain = PLAIN_GHOSTNET_OPTIONS if args.student.startswith('ghostnetv3') else {'model.backbone.deploy': True}
     common = {f'{split}_dataloader.dataset.data_root': data for split in ('train', 'val', 'test')}
     teacher_ckpt = os.path.join(work_dir, 'teacher', f'epoch_{args.teacher_epochs}.pth')
     kd = {'model.teacher_checkpoint': teacher_ckpt}
     student = {**common, **epochs(args.epochs), 'optim_wrapper.optimizer.lr': args.lr}
+    net = f'{CLS}/{args.student}'
     variants = {
-        'plain': (f'{CLS}/ghostnetv3-0.5x.py', {**student, **PLAIN_GHOSTNET_OPTIONS}),
-        're-param': (f'{CLS}/ghostnetv3-0.5x.py', student),
-        're-param + KD': (f'{CLS}/ghostnetv3-0.5x_kd.py', {**student, **kd}),
-        're-param + DKD': (f'{CLS}/ghostnetv3-0.5x_dkd.py', {**student, **kd}),
-        'full recipe (re-param + KD + EMA)': (f'{CLS}/ghostnetv3-0.5x_recipe.py', {**student, **kd}),
+        'plain': (f'{net}.py', {**student, **plain}),
+        're-param': (f'{net}.py', student),
+        're-param + KD': (f'{net}_kd.py', {**student, **kd}),
+        're-param + DKD': (f'{net}_dkd.py', {**student, **kd}),
+        'full recipe (re-param + KD + EMA)': (f'{net}_recipe.py', {**student, **kd}),
     }
     teacher = (f'{CLS}/resnet18.py', {**common, **epochs(args.teacher_epochs)}, teacher_ckpt)
-    note = f'students {args.epochs} epochs at lr {args.lr:g}, teacher (ResNet-18) {args.teacher_epochs} epochs'
-    return teacher, variants, 'accuracy/top1', note, {name: f'{CLS}/ghostnetv3-0.5x.py' for name in variants}
+    note = (f'{args.student} students {args.epochs} epochs at lr {args.lr:g}, teacher (ResNet-18) '
+            f'{args.teacher_epochs} epochs')
+    return teacher, variants, 'accuracy/top1', note, {name: f'{net}.py' for name in variants}
 
 
 def det_teacher(args, work_dir: str, common: dict):
@@ -368,7 +378,7 @@ def main(argv=None) -> int:
             report(os.path.join(work_dir, 'results.md'), results, scores.get('teacher'), metric_name, header,
                    commands, macs)
             plot(os.path.join(work_dir, 'recipe_study.png'), results, scores.get('teacher'), metric_name, {
-                'cls': 'GhostNetV3-0.5x student, same deploy network',
+                'cls': f'{args.student} student, same deploy network',
                 'det': 'RetinaNet-GhostNetV3-0.5x student, same deploy network',
                 'det-transfer': f'RetinaNet with the structure study\'s {args.budget} backbones'}[args.task])
         return score
