@@ -145,6 +145,10 @@ def test_folded_loops_evaluate_and_deploy_hook_exports_the_folded_ema_model(tiny
     ('cls', ['--epochs', '1', '--teacher-epochs', '1', '--num-train', '18', '--num-val', '18', '--lr', '3e-3'],
      ['| plain |', '| re-param |', '| re-param + KD |', '| re-param + DKD |', '| full recipe', '| teacher |',
       'optim_wrapper.optimizer.lr=0.003']),
+    ('cls', ['--epochs', '1', '--teacher-epochs', '1', '--num-train', '18', '--num-val', '18',
+             '--student', 'resnet18-0.25x'],
+     ['| plain |', '| re-param |', '| re-param + KD |', '| re-param + DKD |', '| full recipe', '| teacher |',
+      'resnet18-0.25x_kd.py', 'model.backbone.deploy=True']),
     ('det', ['--iters', '2', '--teacher-iters', '2', '--num-train', '8', '--num-val', '4'],
      ['| plain |', '| re-param |', '| re-param + KD |', '| full recipe', '| teacher |'])])
 def test_recipe_study_runs_every_variant_at_toy_size(tmp_path, task, options, rows):
