@@ -28,7 +28,8 @@ Every run is a `tools/train.py` process (``--jobs`` at a time, one thread each);
 and an interrupted one resumes from its last checkpoint, so re-running the same command continues the
 study. results.md (per-seed table, mean with 95% confidence interval, Welch tests, the commands),
 results.json (the same numbers, read by tools/demo.py) and recipe_study.png are rewritten after every
-finished run.
+finished run. ``--report-only`` trains nothing and reports the finished runs among ``--variants`` and
+``--seeds``: e.g. after more seeds of two variants were trained by a second invocation, the pooled table.
 """
 import argparse
 import json
@@ -75,6 +76,9 @@ def parse_args(argv=None):
     parser.add_argument('--budget', default='10.54M', help="det-transfer: the structure study's budget folder")
     parser.add_argument('--jobs', type=int, default=1, help='training processes at a time (one thread each '
                                                              'when more than one)')
+    parser.add_argument('--report-only', action='store_true',
+                        help='train nothing: report the finished runs of --work-dir among --variants and --seeds '
+                             '(pools seeds trained by separate invocations; unfinished ones are left out)')
     parser.add_argument('--threads', type=int, default=None,
                         help='threads per training process (default: 1 with --jobs > 1, else every core); 1 when '
                              'another study shares the machine')
@@ -201,12 +205,13 @@ def command(config: str, run_dir: str, options: dict) -> list:
     return [config, '--work-dir', run_dir, '--cfg-options'] + [f'{k}={v}' for k, v in options.items()]
 
 
-def train(cmd: list, run_dir: str, metric: str, threads: int):
-    """Run one training (resuming it if it was interrupted) unless it finished before; its final metric."""
+def train(cmd: list, run_dir: str, metric: str, threads: int, report_only: bool = False):
+    """Run one training (resuming it if it was interrupted) unless it finished before; its final metric
+    (None for an unfinished run with ``report_only``)."""
     from mmcompact.analysis import final_metric
     from mmcompact.apis import run_tool
     done = final_metric(run_dir, metric)
-    if done is not None:
+    if done is not None or report_only:
         return done
     os.makedirs(run_dir, exist_ok=True)
     resume = ['--resume'] if os.path.isfile(os.path.join(run_dir, 'last_checkpoint')) else []
@@ -235,8 +240,9 @@ def deploy_macs(students: dict, variants: dict, size: int) -> dict:
 
 def report(path: str, results: dict, teacher_score, metric_name: str, header: str, commands: list,
            macs: dict) -> str:
-    """Write results.md: per-seed scores, mean with 95% CI, Welch tests of the study's comparisons."""
-    from mmcompact.analysis import mean_ci, welch_p
+    """Write results.md: per-seed scores, mean with 95% CI, the study's comparisons (Welch's test, and the
+    difference paired by seed: a seed fixes the initialisation and the data order of every variant)."""
+    from mmcompact.analysis import mean_ci, paired_diff, welch_p
     d = digits(metric_name)
     lines = [f'| variant | deploy MACs (backbone) | {metric_name} per seed | n | mean | 95% CI |',
              '|---|---|---|---|---|---|']
@@ -249,12 +255,17 @@ def report(path: str, results: dict, teacher_score, metric_name: str, header: st
                          f'{len(values)} | {mean:.{d}f} | +-{half:.{d}f} |')
     if teacher_score is not None:
         lines.append(f'| teacher | | {teacher_score:.{d}f} | 1 | | |')
-    tests = ['| comparison | difference of means | Welch p |', '|---|---|---|']
+    tests = ['| comparison | difference of means | Welch p | paired by seed: mean +- 95% CI (pairs) | paired p |',
+             '|---|---|---|---|---|']
     for a, b in COMPARISONS:
         if len(results.get(a, {})) > 1 and len(results.get(b, {})) > 1:
             va, vb = list(results[a].values()), list(results[b].values())
+            paired = '| |'
+            if len(set(results[a]) & set(results[b])) > 1:
+                mean, half, p, pairs = paired_diff(results[a], results[b])
+                paired = f'| {mean:+.{d}f} +- {half:.{d}f} ({pairs}) | {p:.3g} |'
             tests.append(f'| {a} vs {b} | {sum(va) / len(va) - sum(vb) / len(vb):+.{d}f} | '
-                         f'{welch_p(va, vb):.3g} |')
+                         f'{welch_p(va, vb):.3g} {paired}')
     table = '\n'.join(lines) + '\n\n' + '\n'.join(tests)
     summary = {}
     for name, scores in results.items():
@@ -314,7 +325,7 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
-    if not os.path.isdir(os.path.join(data, 'val')):
+    if not os.path.isdir(os.path.join(data, 'val')) and not args.report_only:
         with tqdm(total=args.num_train + args.num_val, desc='synthetic data', unit='img') as bar:
             if det:
                 make_coco_detection(data + '.part', args.num_train, args.num_val, progress=bar.update,
@@ -359,15 +370,18 @@ def main(argv=None) -> int:
 
     def run(job, bar):
         name, seed, cmd, run_dir = job
-        if name != 'teacher' and 'model.teacher_checkpoint' in ' '.join(cmd):
+        if name != 'teacher' and 'model.teacher_checkpoint' in ' '.join(cmd) and not args.report_only:
             teacher_done.wait()
             if 'teacher' not in scores:
                 raise RuntimeError('the teacher did not train: see ' + teacher_dir + '/train.log')
         try:
-            score = train(cmd, run_dir, metric, threads)
+            score = train(cmd, run_dir, metric, threads, args.report_only)
         finally:
             if name == 'teacher':
                 teacher_done.set()
+        if score is None:  # --report-only: not finished, left out
+            bar.update(1)
+            return None
         with lock:
             if name == 'teacher':
                 scores['teacher'] = score

@@ -4,11 +4,11 @@ from .benchmark import (latency_by_part, measure_distill_overhead, measure_laten
 from .complexity import (MAC_OPS, AmountError, Complexity, complexity_table, count_complexity, default_parts,
                          format_table, parse_amount, train_and_deploy_complexity)
 from .logs import final_metric, last_value, read_scalars
-from .stats import mean_ci, welch_p
+from .stats import mean_ci, paired_diff, welch_p
 
 __all__ = [
     'MAC_OPS', 'AmountError', 'Complexity', 'complexity_table', 'count_complexity', 'default_parts',
     'format_table', 'parse_amount', 'train_and_deploy_complexity', 'latency_by_part', 'measure_latency',
     'measure_train_step', 'measure_distill_overhead', 'time_interleaved', 'final_metric', 'last_value',
-    'read_scalars', 'mean_ci', 'welch_p'
+    'read_scalars', 'mean_ci', 'paired_diff', 'welch_p'
 ]
