@@ -7,7 +7,7 @@
   5. fold the recipe student, check it                                                 (tools/fold.py)
   6. COCO mAP of all four (the two students and the folded one share one deploy network), table, plots
 
-    python tools/demo.py [--work-dir work_dirs/demo] [--teacher-iters 1000] [--iters 300] [--large]
+    python tools/demo.py [--work-dir work_dirs/demo] [--teacher-iters 1200] [--iters 250] [--large]
 
 About 15 minutes on 2 CPU cores; --large makes everything bigger for a GPU. The students' schedule is too
 short on a CPU to show what the recipe is worth, so the demo ends with the measured recipe studies
@@ -29,8 +29,8 @@ DISTILL = os.path.join(CONFIGS, 'student_retinanet_ghostnetv3-0.5x_kd_synthetic.
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--teacher-iters', type=int, default=1000, help='training iterations of the teacher')
-    parser.add_argument('--iters', type=int, default=300, help='training iterations of each student')
+    parser.add_argument('--teacher-iters', type=int, default=1200, help='training iterations of the teacher')
+    parser.add_argument('--iters', type=int, default=250, help='training iterations of each student')
     parser.add_argument('--num-train', type=int, default=400)
     parser.add_argument('--num-val', type=int, default=80)
     parser.add_argument('--large', action='store_true',

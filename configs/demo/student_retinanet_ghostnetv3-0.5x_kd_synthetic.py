@@ -8,7 +8,7 @@ model = dict(
     type='mmcompact.Distiller',
     student='{{fileDirname}}/student_retinanet_ghostnetv3-0.5x_synthetic.py',
     teacher='{{fileDirname}}/teacher_retinanet_r18_fpn_synthetic.py',
-    teacher_checkpoint='work_dirs/demo/teacher/iter_1000.pth',
+    teacher_checkpoint='work_dirs/demo/teacher/iter_1200.pth',
     student_recorders=dict(fpn='neck', cls=dict(module='bbox_head', index=0)),
     teacher_recorders=dict(fpn='neck', cls=dict(module='bbox_head', index=0)),
     distill_losses=dict(
