@@ -9,9 +9,9 @@
 
     python tools/demo.py [--work-dir work_dirs/demo] [--teacher-iters 1200] [--iters 250] [--large]
 
-About 15 minutes on 2 CPU cores; --large makes everything bigger for a GPU. The students' schedule is too
-short on a CPU to show what the recipe is worth, so the demo ends with the measured recipe studies
-(results/recipe_study*.json), labelled as such, next to its own numbers.
+About 14 minutes on 2 CPU cores (13.9 measured from a fresh clone); --large makes everything bigger for a
+GPU. The students' schedule is too short on a CPU to show what the recipe is worth, so the demo ends with
+the measured recipe studies (results/recipe_study*.json), labelled as such, next to its own numbers.
 """
 import argparse
 import os
