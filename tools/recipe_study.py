@@ -26,7 +26,7 @@ recipe (PKD + head KD from the same teacher as --task det); COCO mAP per method,
 
 Every run is a `tools/train.py` process (``--jobs`` at a time, one thread each); a finished run is reused
 and an interrupted one resumes from its last checkpoint, so re-running the same command continues the
-study. results.md (per-seed table, mean with 95% confidence interval, Welch tests, the commands),
+study. results.md (per-seed table, mean with 95% confidence interval, Welch and paired tests, the commands),
 results.json (the same numbers, read by tools/demo.py) and recipe_study.png are rewritten after every
 finished run. ``--report-only`` trains nothing and reports the finished runs among ``--variants`` and
 ``--seeds``: e.g. after more seeds of two variants were trained by a second invocation, the pooled table.

@@ -32,7 +32,7 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
 def paired_diff(a: Dict[int, float], b: Dict[int, float], level: float = 0.95) -> Tuple[float, float, float, int]:
     """``a - b`` paired by seed (the seeds both have): (mean difference, half-width of its ``level``
     confidence interval, two-sided p of the paired t-test, number of pairs). Half-width and p are nan for
-    fewer than 2 pairs (p also when every difference is equal to its mean: no spread)."""
+    fewer than 2 pairs; with no spread (every difference the same) p is 0, or nan if that difference is 0."""
     from scipy import stats
     seeds = sorted(set(a) & set(b))
     if not seeds:
