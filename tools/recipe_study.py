@@ -319,6 +319,10 @@ def main(argv=None) -> int:
     work_dir = os.path.abspath(args.work_dir or {'cls': 'work_dirs/recipe_study', 'det': 'work_dirs/recipe_study_det',
                                                  'det-transfer': 'work_dirs/structure_transfer'}[args.task])
     data = os.path.join(work_dir, 'data')
+    if args.report_only and not os.path.isdir(work_dir):
+        print(f'error: --work-dir {work_dir} does not exist: --report-only reports the finished runs of a study '
+              'that ran there (pass the --work-dir of that study)', file=sys.stderr)
+        return 1
     plan = {'cls': cls_plan, 'det': det_plan, 'det-transfer': transfer_plan}[args.task]
     try:  # inputs checked (and transfer students written) before any long work
         teacher, variants, metric, note, students = plan(args, data, work_dir)

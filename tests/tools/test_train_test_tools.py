@@ -183,6 +183,9 @@ def test_recipe_study_report_only_pools_finished_runs_and_trains_nothing(tmp_pat
     row = next(line for line in (tmp_path / 'results.md').read_text().splitlines()
                if line.startswith('| re-param vs plain |'))
     assert row.count('|') == 6 and row.rstrip().split('|')[4].strip().endswith('(2)')
+    missing = run_tool(*argv[:2], str(tmp_path / 'no_study'), *argv[3:], '--report-only')
+    assert missing.returncode == 1 and 'no_study does not exist' in missing.stderr
+    assert not (tmp_path / 'no_study').exists()
 
 
 def test_a_failed_command_leaves_nothing_and_force_replaces_whole(cli, tmp_path):
