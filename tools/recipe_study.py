@@ -30,6 +30,9 @@ study. results.md (per-seed table, mean with 95% confidence interval, Welch and 
 results.json (the same numbers, read by tools/demo.py) and recipe_study.png are rewritten after every
 finished run. ``--report-only`` trains nothing and reports the finished runs among ``--variants`` and
 ``--seeds``: e.g. after more seeds of two variants were trained by a second invocation, the pooled table.
+``--merge results/<study>.json`` pools the scores of an invocation whose work dir is gone (a new checkout)
+with this work dir's runs; the teacher, retrained with the same command, must score the same, which is what
+makes the two comparable.
 """
 import argparse
 import json
@@ -79,6 +82,11 @@ def parse_args(argv=None):
     parser.add_argument('--report-only', action='store_true',
                         help='train nothing: report the finished runs of --work-dir among --variants and --seeds '
                              '(pools seeds trained by separate invocations; unfinished ones are left out)')
+    parser.add_argument('--merge', metavar='JSON',
+                        help="the results.json of an earlier invocation of this study whose work dir is gone (e.g. "
+                             "results/recipe_study_r18s.json): its per-seed scores stand in for the runs of "
+                             "--variants and --seeds that --work-dir has not finished (those are not trained); "
+                             "its teacher's score must equal this work dir's")
     parser.add_argument('--threads', type=int, default=None,
                         help='threads per training process (default: 1 with --jobs > 1, else every core); 1 when '
                              'another study shares the machine')
@@ -198,6 +206,17 @@ def transfer_plan(args, data: str, work_dir: str):
 def digits(metric_name: str) -> int:
     """Decimals shown: mAP in [0, 1] needs three, top-1 in percent two."""
     return 3 if 'mAP' in metric_name else 2
+
+
+def merged_scores(path: str, metric_name: str) -> tuple:
+    """(teacher score, {variant: {seed: score}}) from a results.json written by ``report``."""
+    with open(path) as f:
+        study = json.load(f)
+    if study.get('metric') != metric_name:
+        raise ValueError(f'--merge {path} holds {study.get("metric")!r} scores, this study {metric_name!r}: '
+                         'pass the results.json of the same task')
+    return study['teacher'], {name: {int(seed): score for seed, score in v['seeds'].items()}
+                              for name, v in study['variants'].items()}
 
 
 def command(config: str, run_dir: str, options: dict) -> list:
@@ -346,6 +365,13 @@ def main(argv=None) -> int:
     variants = {name: v for name, v in variants.items() if not args.variants or name in args.variants}
     macs = deploy_macs(students, variants, 160 if det else CLS_DATA['size'])
     metric_name = 'bbox mAP' if det else 'top-1 (%)'
+    merged_teacher, merged = None, {}
+    if args.merge:
+        try:
+            merged_teacher, merged = merged_scores(args.merge, metric_name)
+        except (OSError, ValueError, KeyError) as err:
+            print(f'error: --merge {args.merge}: {err}', file=sys.stderr)
+            return 1
     threads = args.threads or (1 if args.jobs > 1 else max(1, os.cpu_count() or 1))
     title = 'Detection transfer of learned structures' if args.task == 'det-transfer' else 'Recipe study'
     header = (f'# {title} (synthetic {args.task}, {args.num_train} train / {args.num_val} val images, '
@@ -369,6 +395,15 @@ def main(argv=None) -> int:
                                                     for a in cmd) for _, _, cmd, _ in jobs]
     results = {name: {} for name in variants}
     scores = {}
+    # a run this work dir has not finished takes the merged score instead of training
+    from mmcompact.analysis import final_metric
+    stand_in = {(name, seed): merged[name][seed] for name, seed, _, run_dir in jobs[1:]
+                if seed in merged.get(name, {}) and final_metric(run_dir, metric) is None}
+    if stand_in:
+        header += (f'\n\n{len(stand_in)} scores from `{os.path.relpath(os.path.abspath(args.merge), ROOT)}` '
+                   f'(an earlier invocation, same commands): '
+                   + ', '.join(f'{name} seeds {sorted(s for n, s in stand_in if n == name)}'
+                               for name in dict.fromkeys(n for n, _ in stand_in)))
     teacher_done = threading.Event()
     lock = threading.Lock()
 
@@ -379,7 +414,12 @@ def main(argv=None) -> int:
             if 'teacher' not in scores:
                 raise RuntimeError('the teacher did not train: see ' + teacher_dir + '/train.log')
         try:
-            score = train(cmd, run_dir, metric, threads, args.report_only)
+            score = stand_in.get((name, seed)) if (name, seed) in stand_in else \
+                train(cmd, run_dir, metric, threads, args.report_only)
+            if name == 'teacher' and args.merge and score is not None and score != merged_teacher:
+                raise RuntimeError(f'the teacher scores {score} here and {merged_teacher} in --merge {args.merge}: '
+                                   'the earlier runs are not comparable with this work dir\'s (different data or '
+                                   'teacher); drop --merge')
         finally:
             if name == 'teacher':
                 teacher_done.set()
@@ -406,7 +446,6 @@ def main(argv=None) -> int:
     # group seed by seed, so that an interrupted study has every variant at its first seeds. With the
     # teacher already trained (reused), seed by seed across all variants, so that an interrupted study has
     # paired results.
-    from mmcompact.analysis import final_metric
     teacher_ready = final_metric(teacher_dir, metric) is not None
     ordered = [jobs[0]] + sorted(jobs[1:], key=lambda j: (
         (j[1],) if teacher_ready else ('model.teacher_checkpoint' in ' '.join(j[2]), j[1])))

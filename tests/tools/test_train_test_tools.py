@@ -166,7 +166,8 @@ def test_recipe_study_runs_every_variant_at_toy_size(tmp_path, task, options, ro
 
 def test_recipe_study_report_only_pools_finished_runs_and_trains_nothing(tmp_path):
     """Two seeds trained, then ``--report-only`` over three: the table pairs the two finished seeds (paired
-    column), the third is left out, and no run is started for it."""
+    column), the third is left out, and no run is started for it; ``--merge`` fills it from an earlier
+    results.json when the teachers agree."""
     import json
 
     from conftest import run_tool
@@ -183,6 +184,19 @@ def test_recipe_study_report_only_pools_finished_runs_and_trains_nothing(tmp_pat
     row = next(line for line in (tmp_path / 'results.md').read_text().splitlines()
                if line.startswith('| re-param vs plain |'))
     assert row.count('|') == 6 and row.rstrip().split('|')[4].strip().endswith('(2)')
+    # --merge: an earlier invocation's scores (here seed 2 of plain, as if trained in a checkout now gone) fill
+    # the runs this work dir lacks; a teacher that scores differently makes the merge an error
+    prior = {**study, 'variants': {'plain': {**study['variants']['plain'], 'seeds': {'2': 50.0}}}}
+    (tmp_path / 'prior.json').write_text(json.dumps(prior))
+    merged = run_tool(*argv, '--seeds', '0', '1', '2', '--report-only', '--merge', str(tmp_path / 'prior.json'))
+    assert merged.returncode == 0, merged.stdout[-3000:] + merged.stderr[-3000:]
+    pooled = json.loads((tmp_path / 'results.json').read_text())['variants']
+    assert pooled['plain']['seeds'] == {**study['variants']['plain']['seeds'], '2': 50.0}
+    assert pooled['re-param']['seeds'] == study['variants']['re-param']['seeds']
+    assert "1 scores from" in (tmp_path / 'results.md').read_text()
+    (tmp_path / 'prior.json').write_text(json.dumps({**prior, 'teacher': study['teacher'] + 1}))
+    mismatch = run_tool(*argv, '--seeds', '0', '1', '2', '--report-only', '--merge', str(tmp_path / 'prior.json'))
+    assert mismatch.returncode == 1 and 'not comparable' in mismatch.stderr
     missing = run_tool(*argv[:2], str(tmp_path / 'no_study'), *argv[3:], '--report-only')
     assert missing.returncode == 1 and 'no_study does not exist' in missing.stderr
     assert not (tmp_path / 'no_study').exists()
