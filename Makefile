@@ -8,7 +8,7 @@ READY := $(VENV)/.mmcompact-ready
 
 install: $(READY)
 
-$(READY): setup.py tools/install.sh
+$(READY): setup.py tools/install.sh tools/constraints.txt
 	VENV=$(abspath $(VENV)) bash tools/install.sh
 	touch $@
 

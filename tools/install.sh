@@ -84,11 +84,13 @@ if ! have mmcv "$MMCV_VERSION" || ! "$PY" -c 'import mmcv.ops' 2>/dev/null; then
     "${PIP[@]}" install --no-deps "$(ls "$CACHE"/mmcv-"$MMCV_VERSION"-*.whl | head -n1)"
 fi
 
-# ---- the rest of the stack and mmcompact (editable) ------------------------------------------------------
+# ---- the rest of the stack and mmcompact (editable), at pinned versions -----------------------------------
 if ! "$PY" -c 'import mmcompact, mmdet, mmpretrain, timm, pytest, hypothesis, pycocotools, matplotlib, importlinter' 2>/dev/null \
-        || [ "$ROOT/setup.py" -nt "$VENV/.mmcompact-installed" ]; then
-    say "installing mmengine, mmdet, mmpretrain, pycocotools, timm, test tools and mmcompact (editable)"
-    "${PIP[@]}" install 'setuptools<81' "mmcv==$MMCV_VERSION" -e "$ROOT[tests]"
+        || [ "$ROOT/setup.py" -nt "$VENV/.mmcompact-installed" ] \
+        || [ "$ROOT/tools/constraints.txt" -nt "$VENV/.mmcompact-installed" ]; then
+    say "installing mmengine, mmdet, mmpretrain, pycocotools, timm, test tools and mmcompact (editable), at the"
+    say "versions of tools/constraints.txt"
+    "${PIP[@]}" install -c "$ROOT/tools/constraints.txt" 'setuptools<81' "mmcv==$MMCV_VERSION" -e "$ROOT[tests]"
     touch "$VENV/.mmcompact-installed"
 fi
 "$PY" -c 'import mmcv.ops, mmdet, mmpretrain, mmcompact' || die "the environment does not import; see the messages above."
