@@ -384,6 +384,9 @@ def main(argv=None) -> int:
                    f"family_size={CLS_DATA['family_size']}, size={CLS_DATA['size']}, "
                    f"clutter={CLS_DATA['clutter']})`")
 
+    from mmcompact.analysis import package_versions
+    header += f'\n\nEnvironment of this invocation: {package_versions()} (`tools/constraints.txt` pins them).'
+
     teacher_dir = os.path.join(work_dir, 'teacher')
     jobs = [('teacher', None, command(teacher[0], teacher_dir, teacher[1]), teacher_dir)]
     for name, (config, options) in variants.items():

@@ -193,7 +193,8 @@ def test_recipe_study_report_only_pools_finished_runs_and_trains_nothing(tmp_pat
     pooled = json.loads((tmp_path / 'results.json').read_text())['variants']
     assert pooled['plain']['seeds'] == {**study['variants']['plain']['seeds'], '2': 50.0}
     assert pooled['re-param']['seeds'] == study['variants']['re-param']['seeds']
-    assert "1 scores from" in (tmp_path / 'results.md').read_text()
+    assert '1 scores from' in (tmp_path / 'results.md').read_text()
+    assert 'Environment of this invocation: torch ' in (tmp_path / 'results.md').read_text()
     (tmp_path / 'prior.json').write_text(json.dumps({**prior, 'teacher': study['teacher'] + 1}))
     mismatch = run_tool(*argv, '--seeds', '0', '1', '2', '--report-only', '--merge', str(tmp_path / 'prior.json'))
     assert mismatch.returncode == 1 and 'not comparable' in mismatch.stderr
