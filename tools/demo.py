@@ -39,11 +39,9 @@ def parse_args(argv=None):
 
 
 def print_study_results(format_table) -> None:
-    """The measured recipe studies (results/recipe_study.json, its longer-schedule run recipe_study_e12.json,
-    the ResNet-18-0.25x student's recipe_study_r18s.json, its full-recipe runs recipe_study_r18s_recipe.json
-    and its KD replication on new seeds recipe_study_r18s_kd30.json, and results/recipe_study_det.json),
-    printed beside this
-    run and labelled as such: a CPU-sized demo is too short to show what the recipe is worth."""
+    """The measured recipe studies (the results/*.json files named in ``documents``, each with the document
+    that explains it), printed beside this run and labelled as such: a CPU-sized demo is too short to show
+    what the recipe is worth."""
     import json
     documents = {'recipe_study.json': 'recipe_study.md', 'recipe_study_e12.json': 'recipe_study.md, 12-epoch section',
                  'recipe_study_r18s.json': 'recipe_study.md, ResNet-18-0.25x section',
