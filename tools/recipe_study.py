@@ -50,7 +50,7 @@ DET = os.path.join(ROOT, 'configs', 'study', 'kd_det')
 TRANSFER = os.path.join(ROOT, 'configs', 'study', 'structure_det')
 CLS_DATA = dict(classes=18, family_size=3, size=48, clutter=False)
 DET_DATA = dict(num_classes=3, size_range=(128, 160), max_objects=3, clutter=False)
-# cls students: configs/study/kd_families/<name>{,_kd,_dkd,_recipe}.py
+# cls students: configs/study/kd_families/<name>{,_kd,_dkd,_recipe}.py (and <name>{,_kd}_randaug.py)
 CLS_STUDENTS = ('ghostnetv3-0.5x', 'resnet18-0.25x')
 # (a, b): the comparisons the study exists for; Welch's test of a against b.
 COMPARISONS = [('re-param', 'plain'), ('re-param + KD', 're-param'), ('re-param + DKD', 're-param'),
@@ -68,6 +68,10 @@ def parse_args(argv=None):
     parser.add_argument('--lr', type=float, default=2e-3, help="cls: the students' AdamW learning rate")
     parser.add_argument('--student', choices=CLS_STUDENTS, default='ghostnetv3-0.5x',
                         help='cls: the student network (configs/study/kd_families/<student>*.py)')
+    parser.add_argument('--augment', choices=['flips', 'randaug'], default='flips',
+                        help="cls: the students' training augmentation: random flips, or flips + the GhostNetV3 "
+                             "recipe's RandAugment + RandomErasing (configs/study/kd_families/*_randaug.py; "
+                             're-param and re-param + KD only)')
     parser.add_argument('--iters', type=int, default=600, help='det: student training iterations')
     parser.add_argument('--teacher-iters', type=int, default=2000, help='det: teacher training iterations')
     parser.add_argument('--num-train', type=int, help='default: 6000 (cls), 400 (det)')
@@ -121,9 +125,16 @@ def cls_plan(args, data: str, work_dir: str):
         're-param + DKD': (f'{net}_dkd.py', {**student, **kd}),
         'full recipe (re-param + KD + EMA)': (f'{net}_recipe.py', {**student, **kd}),
     }
+    if args.augment == 'randaug':  # the teacher keeps its flips: the same teacher for both augmentations
+        variants = {'re-param': (f'{net}_randaug.py', student),
+                    're-param + KD': (f'{net}_kd_randaug.py', {**student, **kd})}
+        missing = [config for config, _ in variants.values() if not os.path.isfile(config)]
+        if missing:
+            raise FileNotFoundError(f'--augment randaug needs {missing} for --student {args.student}')
     teacher = (f'{CLS}/resnet18.py', {**common, **epochs(args.teacher_epochs)}, teacher_ckpt)
-    note = (f'{args.student} students {args.epochs} epochs at lr {args.lr:g}, teacher (ResNet-18) '
-            f'{args.teacher_epochs} epochs')
+    note = (f'{args.student} students {args.epochs} epochs at lr {args.lr:g}'
+            + (', RandAugment + RandomErasing' if args.augment == 'randaug' else '')
+            + f', teacher (ResNet-18) {args.teacher_epochs} epochs')
     return teacher, variants, 'accuracy/top1', note, {name: f'{net}.py' for name in variants}
 
 
