@@ -149,6 +149,10 @@ def test_folded_loops_evaluate_and_deploy_hook_exports_the_folded_ema_model(tiny
              '--student', 'resnet18-0.25x'],
      ['| plain |', '| re-param |', '| re-param + KD |', '| re-param + DKD |', '| full recipe', '| teacher |',
       'resnet18-0.25x_kd.py', 'model.backbone.deploy=True']),
+    ('cls', ['--epochs', '1', '--teacher-epochs', '1', '--num-train', '18', '--num-val', '18',
+             '--student', 'resnet18-0.25x', '--augment', 'randaug'],
+     ['| re-param |', '| re-param + KD |', '| teacher |', 'resnet18-0.25x_randaug.py',
+      'resnet18-0.25x_kd_randaug.py', 'RandAugment + RandomErasing']),
     ('det', ['--iters', '2', '--teacher-iters', '2', '--num-train', '8', '--num-val', '4'],
      ['| plain |', '| re-param |', '| re-param + KD |', '| full recipe', '| teacher |'])])
 def test_recipe_study_runs_every_variant_at_toy_size(tmp_path, task, options, rows):
@@ -162,6 +166,15 @@ def test_recipe_study_runs_every_variant_at_toy_size(tmp_path, task, options, ro
     macs = {line.split('|')[2].strip() for line in table.splitlines() if line.startswith('| ') and 'M) |' in line}
     assert len(macs) == 1  # the same deploy network for every variant
     assert (tmp_path / 'recipe_study.png').exists()
+
+
+def test_recipe_study_names_the_missing_config_of_an_augmentation(tmp_path):
+    """``--augment randaug`` for a student without *_randaug.py configs stops before any work, naming them."""
+    from conftest import run_tool
+    result = run_tool('tools/recipe_study.py', '--work-dir', str(tmp_path), '--augment', 'randaug',
+                      '--student', 'ghostnetv3-0.5x')
+    assert result.returncode == 1 and 'ghostnetv3-0.5x_randaug.py' in result.stderr, result.stderr
+    assert not (tmp_path / 'data').exists()
 
 
 def test_recipe_study_report_only_pools_finished_runs_and_trains_nothing(tmp_path):
