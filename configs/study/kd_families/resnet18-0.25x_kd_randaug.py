@@ -1,4 +1,5 @@
 # Re-param ResNet-18-0.25x + logit KD (resnet18-0.25x_kd.py) with the GhostNetV3 recipe's augmentation
-# (RandAugment + RandomErasing, randaug_pipeline.py); teacher and student see the same augmented batch.
-_base_ = ['./resnet18-0.25x_kd.py', './randaug_pipeline.py']
+# (RandAugment + RandomErasing, configs/_base_/pipelines/recipe_randaug.py); teacher and student see the
+# same augmented batch.
+_base_ = ['./resnet18-0.25x_kd.py', '../../_base_/pipelines/recipe_randaug.py']
 train_dataloader = dict(dataset=dict(pipeline={{_base_.randaug_train_pipeline}}))

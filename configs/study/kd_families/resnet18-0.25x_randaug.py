@@ -1,4 +1,4 @@
 # The re-param ResNet-18-0.25x student trained with the GhostNetV3 recipe's augmentation
-# (RandAugment + RandomErasing, randaug_pipeline.py) instead of flips alone.
-_base_ = ['./resnet18-0.25x.py', './randaug_pipeline.py']
+# (RandAugment + RandomErasing, configs/_base_/pipelines/recipe_randaug.py) instead of flips alone.
+_base_ = ['./resnet18-0.25x.py', '../../_base_/pipelines/recipe_randaug.py']
 train_dataloader = dict(dataset=dict(pipeline={{_base_.randaug_train_pipeline}}))

@@ -1,7 +1,7 @@
 # The GhostNetV3 recipe's training augmentation (as in configs/distill/ghostnetv3-1.0x_resnet50_8xb128_in1k_kd.py:
 # RandAugment timm_increasing, 2 ops at magnitude 9 +- 0.5, RandomErasing with probability 0.25), without the
 # RandomResizedCrop (these images are already the object at full size), for the 48x48 class-family data.
-# A `_base_` of the *_randaug.py study configs, which set `train_dataloader.dataset.pipeline` from it.
+# A `_base_` of configs/study/kd_families/*_randaug.py, which set `train_dataloader.dataset.pipeline` from it.
 bgr_mean = [103.53, 116.28, 123.675]
 bgr_std = [57.375, 57.12, 58.395]
 randaug_train_pipeline = [
