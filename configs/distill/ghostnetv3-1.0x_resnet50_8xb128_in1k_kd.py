@@ -7,6 +7,7 @@ _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs128_mbv3.py',
     '../_base_/schedules/ghostnetv3_sgd_cosine_300e.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../_base_/pipelines/recipe_randaug.py',
 ]
 custom_imports = dict(imports=['mmcompact'], allow_failed_imports=False)
 
@@ -20,16 +21,12 @@ model = dict(
     distill_losses=dict(
         loss_kd=dict(type='KLDivergence', tau=1.0, loss_weight=1.0, student='logits', teacher='logits')))
 
-bgr_mean = [103.53, 116.28, 123.675]
-bgr_std = [57.375, 57.12, 58.395]
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='RandomResizedCrop', scale=224, backend='pillow'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='RandAugment', policies='timm_increasing', num_policies=2, total_level=10, magnitude_level=9,
-         magnitude_std=0.5, hparams=dict(pad_val=[round(x) for x in bgr_mean])),
-    dict(type='RandomErasing', erase_prob=0.25, mode='rand', min_area_ratio=0.02, max_area_ratio=1 / 3,
-         fill_color=bgr_mean, fill_std=bgr_std),
+    {{_base_.recipe_randaugment}},
+    {{_base_.recipe_random_erasing}},
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
