@@ -139,7 +139,9 @@ def cls_plan(args, data: str, work_dir: str):
 
 
 def det_teacher(args, work_dir: str, common: dict):
-    """The detection teacher (config, options, checkpoint) and the students' schedule options."""
+    """The detection teacher (config, options, checkpoint) and the students' schedule options. The studies'
+    teacher is the full-width RetinaNet-R18-FPN (the quick start distils from a quarter-width one): KD runs
+    name it with ``model.teacher``."""
     from mmcompact.apis import schedule_overrides
     checkpoint = os.path.join(work_dir, 'teacher', f'iter_{args.teacher_iters}.pth')
     teacher = (f'{DEMO}/teacher_retinanet_r18_fpn_synthetic.py',
@@ -151,7 +153,7 @@ def det_plan(args, data: str, work_dir: str):
     """As ``cls_plan``, for detection."""
     from mmcompact.apis import PLAIN_GHOSTNET_OPTIONS, coco_data_options
     teacher, student = det_teacher(args, work_dir, coco_data_options(data))
-    kd = {**student, 'model.teacher_checkpoint': teacher[2]}
+    kd = {**student, 'model.teacher': teacher[0], 'model.teacher_checkpoint': teacher[2]}
     variants = {
         'plain': (f'{DEMO}/student_retinanet_ghostnetv3-0.5x_synthetic.py',
                   {**student, **PLAIN_GHOSTNET_OPTIONS}),
@@ -207,7 +209,7 @@ def transfer_plan(args, data: str, work_dir: str):
             os.replace(path + '.tmp.py', path)
         students[method] = os.path.join(work_dir, 'students', method, f'seed{args.seeds[0]}.py')
         variants[method] = (f'{TRANSFER}/retinanet_resnet18c_structured_kd.py', {
-            **student, 'model.teacher_checkpoint': teacher[2],
+            **student, 'model.teacher': teacher[0], 'model.teacher_checkpoint': teacher[2],
             'model.student': os.path.join(work_dir, 'students', method, 'seed{seed}.py')})
     note = (f"backbones: the structure study's {args.budget} classifiers ({args.structure_dir}), students "
             f'{args.iters} iterations with PKD + head KD, teacher (RetinaNet-R18-FPN) {args.teacher_iters}')
