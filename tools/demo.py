@@ -1,7 +1,7 @@
 """mmcompact's quick start (the main job): the whole story on real mmdet machinery, on CPU.
 
   1. easy synthetic COCO-format detection data (plain backgrounds, 1-3 large shapes)  (tools/make_synthetic.py)
-  2. a RetinaNet-ResNet18 teacher                                                      (tools/train.py)
+  2. a RetinaNet-ResNet18-FPN teacher at a quarter width                              (tools/train.py)
   3. the plain GhostNetV3-0.5x RetinaNet student (no re-param, no KD)
   4. the recipe student: the same network re-parameterized and distilled (PKD + head KD, EMA)
   5. fold the recipe student, check it                                                 (tools/fold.py)
@@ -9,9 +9,9 @@
 
     python tools/demo.py [--work-dir work_dirs/demo] [--teacher-iters 1200] [--iters 250] [--large]
 
-About 14 minutes on 2 CPU cores (13.9 measured from a fresh clone); --large makes everything bigger for a
-GPU. The students' schedule is too short on a CPU to show what the recipe is worth, so the demo ends with
-the measured recipe studies (results/recipe_study*.json), labelled as such, next to its own numbers.
+About 14 minutes on the slower of this workplace's 2-core CPUs (measured: README); --large makes everything
+bigger for a GPU. The students' schedule is too short on a CPU to show what the recipe is worth, so the demo
+ends with the measured recipe studies (results/recipe_study*.json), labelled as such, next to its own numbers.
 """
 import argparse
 import os
@@ -21,7 +21,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CONFIGS = os.path.join(ROOT, 'configs', 'demo')
-TEACHER = os.path.join(CONFIGS, 'teacher_retinanet_r18_fpn_synthetic.py')
+TEACHER = os.path.join(CONFIGS, 'teacher_retinanet_r18-0.25x_fpn_synthetic.py')
 STUDENT = os.path.join(CONFIGS, 'student_retinanet_ghostnetv3-0.5x_synthetic.py')
 DISTILL = os.path.join(CONFIGS, 'student_retinanet_ghostnetv3-0.5x_kd_synthetic.py')
 
@@ -156,7 +156,8 @@ def main(argv=None) -> int:
 
     teacher_dir = os.path.join(work_dir, 'teacher')
     teacher_ckpt = os.path.join(teacher_dir, f'iter_{teacher_iters}.pth')
-    step(2, total, f'train the teacher (RetinaNet-ResNet18-FPN, {teacher_iters} iterations) -> {teacher_dir}')
+    step(2, total, f'train the teacher (RetinaNet-ResNet18-FPN at a quarter width, {teacher_iters} iterations) '
+                   f'-> {teacher_dir}')
     if run_tool(f'{HERE}/train.py', [TEACHER, '--work-dir', teacher_dir] + cfg_options(
             {**data, **schedule_overrides(teacher_iters)})):
         return 1

@@ -1,13 +1,13 @@
 # Quick-start distillation: the re-parameterized GhostNetV3 0.5x RetinaNet student learns from the
-# RetinaNet-R18 teacher (PKD on the FPN levels + logit KD on the classification maps), EMA on. At the end
-# the student is exported: student.pth (loads into student_retinanet_ghostnetv3-0.5x_synthetic.py) and
-# student_deploy.pth (the same with deploy=True).
+# quarter-width RetinaNet-R18 teacher of `make demo` (PKD on the FPN levels + logit KD on the classification
+# maps), EMA on. At the end the student is exported: student.pth (loads into
+# student_retinanet_ghostnetv3-0.5x_synthetic.py) and student_deploy.pth (the same with deploy=True).
 _base_ = ['./synthetic_det_runtime.py']
 custom_imports = dict(imports=['mmcompact'], allow_failed_imports=False)
 model = dict(
     type='mmcompact.Distiller',
     student='{{fileDirname}}/student_retinanet_ghostnetv3-0.5x_synthetic.py',
-    teacher='{{fileDirname}}/teacher_retinanet_r18_fpn_synthetic.py',
+    teacher='{{fileDirname}}/teacher_retinanet_r18-0.25x_fpn_synthetic.py',
     teacher_checkpoint='work_dirs/demo/teacher/iter_1200.pth',
     student_recorders=dict(fpn='neck', cls=dict(module='bbox_head', index=0)),
     teacher_recorders=dict(fpn='neck', cls=dict(module='bbox_head', index=0)),
