@@ -3,6 +3,8 @@
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 READY := $(VENV)/.mmcompact-ready
+# `make test` runs the suite in this many pytest-xdist processes, one thread each (TEST_WORKERS=0: one process)
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test faults clean-venv
 
@@ -16,7 +18,7 @@ demo: install
 	$(PYTHON) tools/demo.py
 
 test: install
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n $(TEST_WORKERS)
 
 # The fault tests alone: SIGKILL + resume (also mid-save), atomic writes and hashes, NaN guard (also under
 # DDP), malicious and broken checkpoints, dataset checks, one-line errors, fuzzing.

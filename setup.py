@@ -48,7 +48,7 @@ setup(
     ],
     extras_require={
         'deploy': ['onnx', 'onnxruntime', 'onnxscript'],  # tools/export_onnx.py
-        'tests': ['pytest', 'hypothesis', 'timm==1.0.31', 'onnx', 'onnxruntime', 'onnxscript', 'import-linter'],
+        'tests': ['pytest', 'pytest-xdist', 'hypothesis', 'timm==1.0.31', 'onnx', 'onnxruntime', 'onnxscript', 'import-linter'],
     },
     license='Apache-2.0',
     cmdclass={'build_py': BuildPyWithConfigs},

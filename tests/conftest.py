@@ -9,6 +9,12 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # `make test` runs 2 pytest-xdist workers side by side: one thread each (and in the tools they start),
+    # so that they share the cores instead of fighting over them
+    os.environ['OMP_NUM_THREADS'] = '1'
+    torch.set_num_threads(1)
+
 
 def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Give every BatchNorm random affine parameters and running statistics, at the scale of a trained

@@ -85,7 +85,7 @@ if ! have mmcv "$MMCV_VERSION" || ! "$PY" -c 'import mmcv.ops' 2>/dev/null; then
 fi
 
 # ---- the rest of the stack and mmcompact (editable), at pinned versions -----------------------------------
-if ! "$PY" -c 'import mmcompact, mmdet, mmpretrain, timm, pytest, hypothesis, pycocotools, matplotlib, importlinter' 2>/dev/null \
+if ! "$PY" -c 'import mmcompact, mmdet, mmpretrain, timm, pytest, xdist, hypothesis, pycocotools, matplotlib, importlinter' 2>/dev/null \
         || [ "$ROOT/setup.py" -nt "$VENV/.mmcompact-installed" ] \
         || [ "$ROOT/tools/constraints.txt" -nt "$VENV/.mmcompact-installed" ]; then
     say "installing mmengine, mmdet, mmpretrain, pycocotools, timm, test tools and mmcompact (editable), at the"

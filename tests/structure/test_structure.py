@@ -355,7 +355,7 @@ def test_search_runs_under_torchrun_with_two_cpu_processes(tiny_search, tmp_path
     """torchrun + gloo: the candidates train as one DDP module; rank 0 writes the result."""
     config, _ = tiny_search
     result = torchrun_two_processes(['tools/search_structure.py', config, '--work-dir', tmp_path / 'search',
-                                     '--launcher', 'pytorch'], port=29665)
+                                     '--launcher', 'pytorch'], port=29667)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count('additivity: Spearman') == 1  # printed by rank 0 only
     assert (tmp_path / 'search' / 'search.json').exists()
