@@ -33,10 +33,12 @@ def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 
 def run_tool(*args, cwd=ROOT):
-    """Run ``python <args>`` in a fresh interpreter (for what only a new process shows)."""
+    """Run ``python <args>`` in a fresh interpreter (for what only a new process shows). The timeout only
+    guards against a hang: the toy-size studies take 1-2 minutes on an idle 2-core machine, and over 10 when
+    the machine is shared (a 600 s limit failed a loaded run)."""
     env = dict(os.environ, PYTHONWARNINGS='ignore')
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, env=env,
-                          timeout=600)
+                          timeout=1800)
 
 
 def torchrun_two_processes(script_and_args, port: int = 29500):
