@@ -9,7 +9,7 @@
 
     python tools/demo.py [--work-dir work_dirs/demo] [--teacher-iters 1200] [--iters 250] [--large]
 
-About 14-16 minutes on the slower of this workplace's 2-core CPUs (measured: README); --large makes everything
+About 13-16 minutes on the slower of this workplace's 2-core CPUs (three runs: README); --large makes everything
 bigger for a GPU. The students' schedule is too short on a CPU to show what the recipe is worth, so the demo
 ends with the measured recipe studies (results/recipe_study*.json), labelled as such, next to its own numbers.
 """
