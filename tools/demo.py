@@ -48,6 +48,7 @@ def print_study_results(format_table) -> None:
                  'recipe_study_r18s_recipe.json': 'recipe_study.md, full-recipe section',
                  'recipe_study_r18s_kd30.json': 'recipe_study.md, KD replication section',
                  'recipe_study_r18s_randaug.json': 'recipe_study.md, RandAugment + RandomErasing section',
+                 'recipe_study_r18s_randaug_rep.json': 'recipe_study.md, RandAugment + RandomErasing replication',
                  'recipe_study_det.json': 'recipe_study_det.md'}
     for name, document in documents.items():
         path = os.path.join(ROOT, 'results', name)
