@@ -150,6 +150,10 @@ def test_demo_main_job_runs_in_a_fresh_process(tmp_path):
     assert rows['plain student'][1:3] == rows['recipe student'][1:3] == rows['recipe student deploy'][1:3]
     assert rows['teacher'][2] != rows['plain student'][2]
     assert 'Not this run: a measured recipe study' in out
+    timing = out[out.index('where the time went'):].splitlines()
+    for stage in ('teacher', 'plain student', 'recipe student'):  # wall minutes and logged s / iteration
+        cells = next(line for line in timing if line.startswith(stage + ' ')).split()
+        assert cells[-2] == 'min' and float(cells[-3]) > 0 and float(cells[-1]) > 0, cells
     for name in ('loss_curves.png', 'map.png', 'map_vs_flops.png', 'student/student_deploy.pth',
                  'plain_student/iter_4.pth'):
         assert (tmp_path / name).exists(), name
