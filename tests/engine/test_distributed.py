@@ -61,7 +61,7 @@ from mmengine.dist import get_rank
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 sys.path.insert(0, {root!r})
-from mmcompact.apis import setup_launcher
+from mmcompact.apis import setup_launcher, shutdown_distributed
 from mmengine.config import Config
 
 
@@ -98,6 +98,8 @@ runner.train()
 model = runner.model.module
 torch.save(dict(weight=model.linear.weight.detach(), skipped=runner.message_hub.get_scalar(
     'train/nonfinite_skipped').current()), {work_dir!r} + f'/rank{{get_rank()}}.pt')
+del runner, model
+shutdown_distributed()  # a gloo group left to the interpreter's teardown can abort a finished process
 """
 
 
