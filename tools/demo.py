@@ -67,24 +67,21 @@ def print_study_results(format_table) -> None:
         print(format_table(rows, total_row=False))
 
 
-def step(clock: list, index: int, total: int, message: str) -> None:
-    """Print the step's header and note its start time in ``clock`` (one ``(index, seconds)`` per step)."""
-    clock.append((index, time.time()))
-    print(f'\n[{index}/{total}] {message}', flush=True)
+def step(clock: list, name: str, total: int, message: str) -> None:
+    """Print the next step's header (numbered from ``clock``) and note its ``(name, start seconds)`` there."""
+    clock.append((name, time.time()))
+    print(f'\n[{len(clock)}/{total}] {message}', flush=True)
 
 
-def time_table(clock: list, stages: dict, train_dirs: dict, format_table) -> str:
-    """Where the run's time went: the wall minutes of each step (``clock``, named by ``stages``) and, for the
-    training steps, the median logged seconds per iteration (``train_dirs``: step index -> work dir). A
-    step that took much longer than the README's idle figures means a slower or a shared (loaded) machine."""
+def time_table(clock: list, train_logs: dict, format_table) -> str:
+    """Where the run's time went: the wall minutes of each step in ``clock`` (up to the start of the last)
+    and, for the training steps, the median logged seconds per iteration (``train_logs``: step name -> the
+    run's scalar records). A step far slower than the README's idle figures means a slower or loaded machine."""
     import statistics
-
-    from mmcompact.analysis import read_scalars
     rows = [['step', 'wall time', 's / iteration (median)']]
-    for (index, begin), (_, end) in zip(clock, clock[1:]):
-        times = [r['time'] for r in read_scalars(train_dirs[index]) if 'time' in r] if index in train_dirs else []
-        rows.append([stages[index], f'{(end - begin) / 60:.2f} min',
-                     f'{statistics.median(times):.3f}' if times else ''])
+    for (name, begin), (_, end) in zip(clock, clock[1:]):
+        times = [r['time'] for r in train_logs.get(name, []) if 'time' in r]
+        rows.append([name, f'{(end - begin) / 60:.2f} min', f'{statistics.median(times):.3f}' if times else ''])
     rows.append(['all steps', f'{(clock[-1][1] - clock[0][1]) / 60:.2f} min', ''])
     return format_table(rows, total_row=False)
 
@@ -170,7 +167,8 @@ def main(argv=None) -> int:
     data = coco_data_options(data_dir)
     total, clock = 7, []
 
-    step(clock, 1, total, f'easy synthetic COCO-format data: {num_train} train + {num_val} val images -> {data_dir}')
+    step(clock, 'data', total,
+         f'easy synthetic COCO-format data: {num_train} train + {num_val} val images -> {data_dir}')
     if os.path.isfile(os.path.join(data_dir, 'annotations', 'instances_val.json')):
         print('(already there: reused; delete the folder to regenerate)')
     elif run_tool(f'{HERE}/make_synthetic.py', ['det', data_dir, '--num-train', num_train, '--num-val', num_val,
@@ -180,33 +178,34 @@ def main(argv=None) -> int:
 
     teacher_dir = os.path.join(work_dir, 'teacher')
     teacher_ckpt = os.path.join(teacher_dir, f'iter_{teacher_iters}.pth')
-    step(clock, 2, total, f'train the teacher (RetinaNet-ResNet18-FPN at a quarter width, {teacher_iters} iterations) '
-                   f'-> {teacher_dir}')
+    step(clock, 'teacher', total,
+         f'train the teacher (RetinaNet-ResNet18-FPN at a quarter width, {teacher_iters} iterations) -> {teacher_dir}')
     if run_tool(f'{HERE}/train.py', [TEACHER, '--work-dir', teacher_dir] + cfg_options(
             {**data, **schedule_overrides(teacher_iters)})):
         return 1
 
     plain_dir = os.path.join(work_dir, 'plain_student')
-    step(clock, 3, total,
+    step(clock, 'plain student', total,
          f'train the plain GhostNetV3-0.5x student ({iters} iterations, no re-param, no KD) -> {plain_dir}')
     if run_tool(f'{HERE}/train.py', [STUDENT, '--work-dir', plain_dir] + cfg_options(
             {**data, **schedule_overrides(iters), **PLAIN_GHOSTNET_OPTIONS})):
         return 1
 
     student_dir = os.path.join(work_dir, 'student')
-    step(clock, 4, total, f'distill the recipe student (re-param GhostNetV3-0.5x + PKD + head KD + EMA, {iters} '
-                   f'iterations) -> {student_dir}')
+    step(clock, 'recipe student', total, f'distill the recipe student (re-param GhostNetV3-0.5x + PKD + head KD + '
+                                          f'EMA, {iters} iterations) -> {student_dir}')
     if run_tool(f'{HERE}/train.py', [DISTILL, '--work-dir', student_dir] + cfg_options(
             {**data, **schedule_overrides(iters), 'model.teacher_checkpoint': teacher_ckpt})):
         return 1
 
-    step(clock, 5, total, 'fold the exported recipe student and check it (tools/fold.py)')
+    step(clock, 'fold', total, 'fold the exported recipe student and check it (tools/fold.py)')
     folded = os.path.join(student_dir, 'student_folded.pth')
     if run_tool(f'{HERE}/fold.py', [STUDENT, os.path.join(student_dir, 'student.pth'), folded, '--shape', 160,
                                      160, '--force'] + cfg_options(data)):
         return 1
 
-    step(clock, 6, total, 'COCO evaluation of the teacher, both students and the folded recipe student')
+    step(clock, 'evaluation, counting, latency', total,
+         'COCO evaluation of the teacher, both students and the folded recipe student')
     teacher_cfg = load_config(TEACHER, data)
     student_cfg = load_config(STUDENT, data)
     plain_cfg = load_config(STUDENT, {**data, **PLAIN_GHOSTNET_OPTIONS})
@@ -227,7 +226,7 @@ def main(argv=None) -> int:
                           mAP=metrics.get('coco/bbox_mAP', 0.0), mAP50=metrics.get('coco/bbox_mAP_50', 0.0)))
     latency = measure_latency({row['name']: row['model'] for row in table}, 1, (160, 160), warmup=2, iters=10)
 
-    step(clock, 7, total, 'summary (this run)')
+    step(clock, 'summary', total, 'summary (this run)')
     rows = [['model', 'deploy params', 'deploy MACs @160', 'latency bs1 (CPU)', 'bbox mAP', 'mAP@0.5']]
     for row in table:
         rows.append([row['name'], f"{row['params'] / 1e6:.2f}M", f"{row['macs'] / 1e6:.1f}M",
@@ -238,13 +237,13 @@ def main(argv=None) -> int:
           f"iterations the recipe student has {student_row['mAP']:.3f} mAP, the plain one {plain_row['mAP']:.3f} "
           f"(one seed each: see the studies below for what is established). Folding kept the recipe student's "
           f"mAP ({student_row['mAP']:.3f} -> {deploy_row['mAP']:.3f}).")
-    plots = save_plots(work_dir, read_scalars(teacher_dir), read_scalars(plain_dir), read_scalars(student_dir),
+    train_logs = {'teacher': read_scalars(teacher_dir), 'plain student': read_scalars(plain_dir),
+                  'recipe student': read_scalars(student_dir)}
+    plots = save_plots(work_dir, train_logs['teacher'], train_logs['plain student'], train_logs['recipe student'],
                        table)
     print('plots: ' + ', '.join(plots))
     print('\nwhere the time went (this run):')
-    print(time_table(clock, {1: 'data', 2: 'teacher', 3: 'plain student', 4: 'recipe student', 5: 'fold',
-                             6: 'evaluation, counting, latency'},
-                     {2: teacher_dir, 3: plain_dir, 4: student_dir}, format_table))
+    print(time_table(clock, train_logs, format_table))
     print_study_results(format_table)
     print(f'done in {(time.time() - start) / 60:.1f} min (torch threads: {torch.get_num_threads()})')
     return 0
