@@ -47,8 +47,9 @@ setup(
         'tqdm',
     ],
     extras_require={
-        'deploy': ['onnx', 'onnxruntime', 'onnxscript'],  # tools/export_onnx.py
-        'tests': ['pytest', 'pytest-xdist', 'hypothesis', 'timm==1.0.31', 'onnx', 'onnxruntime', 'onnxscript', 'import-linter'],
+        'deploy': ['onnx', 'onnxruntime', 'onnxscript'],  # tools/deployment/export_onnx.py
+        'tests': ['pytest', 'pytest-xdist', 'hypothesis', 'timm==1.0.31', 'onnx', 'onnxruntime', 'onnxscript',
+                  'import-linter'],
     },
     license='Apache-2.0',
     cmdclass={'build_py': BuildPyWithConfigs},

@@ -18,7 +18,8 @@ GLOBAL_CHANGES = (
     "loading with a clear error; the same for load_from, --resume and load_checkpoint)",
     "MMEngine's LocalBackend.put/put_text write through a temporary file and an atomic rename (with the "
     "mode a plain write gives), so a run killed while saving never leaves a truncated checkpoint or "
-    "last_checkpoint; .pth files get a .sha256 sidecar that loading verifies",
+    "last_checkpoint; .pth files get a .sha256 sidecar that loading verifies, and LocalBackend.remove of a .pth file "
+    "removes its sidecar",
     "mmengine.config.utils.MODULE2PACKAGE['mmcompact'] = 'mmcompact', so configs may inherit "
     "'mmcompact::<folder>/<config>.py' (the package ships its configs in .mim/configs, as mmdet does)",
 )

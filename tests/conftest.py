@@ -1,5 +1,6 @@
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 
@@ -52,12 +53,13 @@ def torchrun_two_processes(script_and_args, port: int = 29500):
 
 @pytest.fixture
 def cli(capsys, monkeypatch):
-    """Call ``tools/<name>.py``'s ``main(argv)`` in this process (saves the 9 s import of a new one);
-    returns (exit code, stdout, stderr)."""
+    """Call the ``main(argv)`` of a tool (its path from the repository root, e.g. ``tools/deployment/fold.py``)
+    in this process (saves the 9 s import of a new one); returns (exit code, stdout, stderr)."""
     monkeypatch.chdir(ROOT)
 
-    def call(name, *argv):
-        spec = importlib.util.spec_from_file_location(f'tool_{name}', os.path.join(ROOT, 'tools', name))
+    def call(path, *argv):
+        name = re.sub(r'\W', '_', path)
+        spec = importlib.util.spec_from_file_location(f'tool_{name}', os.path.join(ROOT, path))
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         capsys.readouterr()
@@ -113,7 +115,7 @@ def make_coco(root, num_images: int = 4, size=(96, 128), num_classes: int = 2, s
     return root
 
 
-SEARCH_CONFIG = os.path.join(ROOT, 'configs', 'structure', 'resnet18_synthetic_cls_search.py')
+SEARCH_CONFIG = os.path.join(ROOT, 'projects', 'studies', 'configs', 'structure', 'resnet18_synthetic_cls_search.py')
 # a tiny structure search: the `tiny_search` fixture fills in SEARCH_CONFIG and the data
 TINY_SEARCH = """
 _base_ = ['{base}']

@@ -1,15 +1,17 @@
-"""Every shipped config builds and runs one forward pass on a tiny input (teacher checkpoints left out)."""
+"""Every config (shipped, and the studies' under projects/) builds and runs one forward pass on a tiny input
+(teacher checkpoints left out)."""
 import glob
 import os
 
 import pytest
 import torch
-
 from conftest import ROOT
+
 from mmcompact.utils import build_model, detection_inputs, load_config
 
 CONFIGS = sorted(
-    os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, 'configs', '**', '*.py'), recursive=True)
+    os.path.relpath(p, ROOT) for pattern in (('configs', '**', '*.py'), ('projects', '*', 'configs', '**', '*.py'))
+    for p in glob.glob(os.path.join(ROOT, *pattern), recursive=True)
     if '_base_' not in p and not p.endswith('_runtime.py'))
 
 

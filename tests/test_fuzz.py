@@ -6,6 +6,7 @@ import os
 
 import pytest
 import torch
+from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,9 +14,7 @@ import mmcompact  # noqa: F401
 from mmcompact.models.backbones.ghostnetv3 import MIN_INPUT_SIZE, GhostNetV3
 from mmcompact.registry import CANDIDATES
 from mmcompact.structure import InfeasibleBudget, Interface, build_candidate, select
-from mmcompact.structure.api import SEARCH_KEYS, search_settings
-
-from conftest import ROOT
+from mmcompact.structure.pipeline import SEARCH_KEYS, search_settings
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ERRORS = (ValueError, TypeError, KeyError)
@@ -213,7 +212,7 @@ def test_coco_file_that_is_not_json_or_missing(tmp_path):
 def test_train_and_test_tools_refuse_a_malformed_coco_file_before_building_anything(tmp_path, cli):
     import json
 
-    from mmcompact.apis import coco_data_options
+    from mmcompact.cli import coco_data_options
     config = os.path.join(ROOT, 'configs', 'demo', 'student_retinanet_ghostnetv3-0.5x_synthetic.py')
     (tmp_path / 'annotations').mkdir()
     broken = _valid_coco()
@@ -221,8 +220,8 @@ def test_train_and_test_tools_refuse_a_malformed_coco_file_before_building_anyth
     for split in ('train', 'val'):
         (tmp_path / 'annotations' / f'instances_{split}.json').write_text(json.dumps(broken))
     options = [f'{k}={v}' for k, v in coco_data_options(str(tmp_path)).items()]
-    code, _, err = cli('train.py', config, '--work-dir', tmp_path / 'work', '--cfg-options', *options)
+    code, _, err = cli('tools/train.py', config, '--work-dir', tmp_path / 'work', '--cfg-options', *options)
     assert code == 1 and "train_dataloader.dataset.ann_file" in err and "annotations[1] (id 2): 'bbox'" in err
     assert not (tmp_path / 'work').exists()  # refused before the runner made anything
-    code, _, err = cli('test.py', config, tmp_path / 'model.pth', '--cfg-options', *options)
+    code, _, err = cli('tools/test.py', config, tmp_path / 'model.pth', '--cfg-options', *options)
     assert code == 1 and 'test_dataloader.dataset.ann_file' in err and 'x, y, width, height' in err

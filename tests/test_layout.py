@@ -29,11 +29,22 @@ def test_the_layer_check_catches_an_upward_import(tmp_path):
     assert result.returncode != 0 and 'mmcompact.reparam.fuse -> mmcompact.structure' in result.stdout
 
 
+def tool_files():
+    """Every command-line script: tools/ (grouped in folders) and the study drivers of projects/."""
+    found = []
+    for top in ('tools', 'projects'):
+        for folder, _, files in os.walk(os.path.join(ROOT, top)):
+            if os.sep + 'configs' not in folder:
+                found += [os.path.join(folder, f) for f in files if f.endswith('.py')]
+    return sorted(found)
+
+
 def test_tools_never_import_tools():
-    tools_dir = os.path.join(ROOT, 'tools')
-    names = {f[:-3] for f in os.listdir(tools_dir) if f.endswith('.py')}
-    for name in sorted(names):
-        tree = ast.parse(open(os.path.join(tools_dir, f'{name}.py')).read())
+    names = {os.path.basename(f)[:-3] for f in tool_files()}
+    assert {'train', 'test', 'fold', 'recipe_study'} <= names
+    for path in tool_files():
+        tree = ast.parse(open(path).read())
+        name = os.path.relpath(path, ROOT)
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 imported = {alias.name.split('.')[0] for alias in node.names}
@@ -41,5 +52,28 @@ def test_tools_never_import_tools():
                 imported = {(node.module or '').split('.')[0]}
             else:
                 continue
-            assert not imported & names, f'tools/{name}.py imports tools/{imported & names}: move shared code into mmcompact'
-        assert 'sys.path' not in ast.unparse(tree), f'tools/{name}.py edits sys.path'
+            assert not imported & names, f'{name} imports {imported & names}: move shared code into mmcompact'
+        assert 'sys.path' not in ast.unparse(tree), f'{name} edits sys.path'
+
+
+def test_every_main_is_short():
+    """A tool's main() reads as the steps it runs (about 60 lines at most); the work is in named functions."""
+    for path in tool_files():
+        for node in ast.parse(open(path).read()).body:
+            if isinstance(node, ast.FunctionDef) and node.name == 'main':
+                lines = node.end_lineno - node.lineno + 1
+                assert lines <= 60, f'{os.path.relpath(path, ROOT)}: main() is {lines} lines; split it into steps'
+
+
+def test_product_configs_stand_alone():
+    """configs/ (what the wheel ships) never inherits from or names the studies' configs or work_dirs, and
+    nothing shipped points outside the repository."""
+    import glob
+    for path in glob.glob(os.path.join(ROOT, 'configs', '**', '*.py'), recursive=True):
+        code = '\n'.join(line for line in open(path).read().splitlines() if not line.lstrip().startswith('#'))
+        name = os.path.relpath(path, ROOT)
+        assert 'projects/' not in code and 'study/' not in code, f'{name} uses a study config'
+        assert 'work_dirs' not in code, f'{name} names a work_dirs path'
+    for path in glob.glob(os.path.join(ROOT, 'mmcompact', '**', '*.py'), recursive=True) + \
+            [os.path.join(ROOT, 'README.md')]:
+        assert '../shared' not in open(path).read(), f'{os.path.relpath(path, ROOT)} points outside the repository'

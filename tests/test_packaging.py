@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 DISTILL_CONFIGS = sorted(os.path.relpath(p, os.path.join(ROOT, 'configs'))
@@ -67,7 +66,8 @@ def test_user_configs_inherit_every_distill_config_from_an_installed_package(ins
 
 
 def test_mmcompact_is_registered_as_a_config_package():
-    import mmcompact
     from mmengine.config.utils import MODULE2PACKAGE
+
+    import mmcompact
     assert MODULE2PACKAGE['mmcompact'] == 'mmcompact'
     assert any('MODULE2PACKAGE' in change for change in mmcompact.GLOBAL_CHANGES)

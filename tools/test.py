@@ -32,8 +32,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     import mmcompact  # noqa: F401
-    from mmcompact.apis import evaluate, resolve_work_dir, setup_launcher, shutdown_distributed
     from mmcompact.checkpoint import CheckpointLoadError
+    from mmcompact.cli import evaluate, resolve_work_dir, setup_launcher, shutdown_distributed
     from mmcompact.data import CocoFormatError, check_coco_datasets
     from mmcompact.utils import load_config
     try:

@@ -30,11 +30,12 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import mmcompact  # noqa: F401  (registers components, safe checkpoint loading)
     from mmengine.runner import Runner
 
-    from mmcompact.apis import check_load_from, resolve_work_dir, setup_launcher, shutdown_distributed
+    import mmcompact  # noqa: F401  (registers components, safe checkpoint loading)
     from mmcompact.checkpoint import CheckpointLoadError
+    from mmcompact.cli import (check_load_from, check_resume, resolve_work_dir, resume_checkpoint_path, setup_launcher,
+                               shutdown_distributed)
     from mmcompact.data import CocoFormatError, check_coco_datasets
     from mmcompact.utils import load_config
     try:
@@ -62,10 +63,18 @@ def main(argv=None) -> int:
         runner = Runner.from_cfg(cfg)
         runner.train_loop  # noqa: B018 (builds the loop: a wrong train_cfg key fails here)
         check_load_from(runner, cfg)
+        resume_from = args.resume if args.resume not in (None, 'auto') else \
+            resume_checkpoint_path(cfg.work_dir) if args.resume == 'auto' else None
+        finished = resume_from and check_resume(runner, cfg, resume_from)
     except (KeyError, TypeError, ValueError, FileNotFoundError, CheckpointLoadError) as err:
         shutdown_distributed(wait=False)
         print(f'error: {config_error(err, args.config)}', file=sys.stderr)
         return 1
+    if finished:
+        print(f'{resume_from}: {finished}')
+        del runner
+        shutdown_distributed()
+        return 0
     try:
         runner.train()
     except (CheckpointLoadError, FloatingPointError) as err:  # refused checkpoint, NonFiniteLossHook stop

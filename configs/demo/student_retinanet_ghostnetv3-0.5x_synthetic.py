@@ -1,5 +1,5 @@
 # Quick-start student: RetinaNet-FPN with a re-parameterized GhostNetV3 0.5x backbone, same head layout as
-# the teacher (so head logits can be distilled). deploy=True (or tools/fold.py) gives its deploy form.
+# the teacher (so head logits can be distilled). deploy=True (or tools/deployment/fold.py) gives its deploy form.
 _base_ = ['./synthetic_det_runtime.py', 'mmdet::_base_/models/retinanet_r50_fpn.py']
 custom_imports = dict(imports=['mmcompact'], allow_failed_imports=False)
 model = dict(

@@ -1,7 +1,8 @@
 # Shared pieces of the quick-start detectors: the synthetic COCO-format data written by
-# `tools/make_synthetic.py det work_dirs/demo/data --classes 3 ...`, a short AdamW schedule, CPU-sized.
+# `tools/misc/make_synthetic.py det data/synthetic_det --classes 3 ...` (the demo passes its own data folder),
+# a short AdamW schedule, CPU-sized.
 custom_imports = dict(imports=['mmcompact'], allow_failed_imports=False)  # mmcompact.CheckpointHook
-data_root = 'work_dirs/demo/data/'
+data_root = 'data/synthetic_det/'
 classes = ('circle', 'triangle', 'square')
 image_scale = (160, 160)
 train_pipeline = [

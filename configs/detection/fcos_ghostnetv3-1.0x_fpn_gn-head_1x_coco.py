@@ -1,5 +1,5 @@
 # FCOS-FPN (GN head) on COCO (data/coco) with a GhostNetV3 1.0x backbone (training form; fold with
-# tools/fold.py, deploy variant: set model.backbone.deploy=True).
+# tools/deployment/fold.py, deploy variant: set model.backbone.deploy=True).
 _base_ = 'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py'
 custom_imports = dict(imports=['mmcompact'], allow_failed_imports=False)
 model = dict(

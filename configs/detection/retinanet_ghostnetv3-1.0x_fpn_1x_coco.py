@@ -1,6 +1,6 @@
 # RetinaNet-FPN on COCO (data/coco) with a GhostNetV3 1.0x backbone (training form).
 # Stages 2/4/6/9 give strides 4/8/16/32 with 24/40/112/960 channels; the FPN starts at stride 8 as in
-# mmdet's RetinaNet-R50. Put a converted ImageNet checkpoint (tools/convert_ghostnetv3.py) in
+# mmdet's RetinaNet-R50. Put a converted ImageNet checkpoint (tools/model_converters/convert_ghostnetv3.py) in
 # init_cfg.checkpoint to start from pretrained weights.
 _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmcompact'], allow_failed_imports=False)

@@ -1,5 +1,5 @@
 # RetinaNet-FPN on COCO (data/coco) with mmdet's MobileNetV2 backbone trained re-parameterized; folds back
-# into the plain MobileNetV2 (tools/fold.py), so the deploy checkpoint loads into a plain mmdet config.
+# into the plain MobileNetV2 (tools/deployment/fold.py), so the deploy checkpoint loads into a plain mmdet config.
 _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmcompact'], allow_failed_imports=False)
 model = dict(

@@ -1,5 +1,5 @@
 # mmpretrain's ShuffleNetV2 1.0x classifier (ImageNet, data/imagenet) trained re-parameterized; folds back
-# into the plain mmpretrain ShuffleNetV2 (tools/fold.py).
+# into the plain mmpretrain ShuffleNetV2 (tools/deployment/fold.py).
 _base_ = 'mmpretrain::shufflenet_v2/shufflenet-v2-1x_16xb64_in1k.py'
 custom_imports = dict(imports=['mmcompact'], allow_failed_imports=False)
 model = dict(

@@ -47,9 +47,9 @@ def check_checkpoint_fits(model_keys: Iterable[str], checkpoint: Mapping, checkp
     elif any(m in k for k in unexpected for m in _TRAINING_FORM_MARKERS) and not any(
             m in k for k in missing for m in _TRAINING_FORM_MARKERS):
         hint = ('this checkpoint is in training form (re-parameterization branches) and the config builds the '
-                'deploy form: use the training config, or fold the checkpoint first with tools/fold.py')
+                'deploy form: use the training config, or fold the checkpoint first with tools/deployment/fold.py')
     elif all(k.startswith(('student.', 'connectors.')) for k in ckpt_keys):
-        hint = ('this is a distillation checkpoint: export the student with tools/export_student.py, or use '
+        hint = ('this is a distillation checkpoint: export the student with tools/deployment/export_student.py, or use '
                 'the distillation config')
     elif missing and all(f'backbone.{k}' in missing for k in ckpt_keys):
         hint = "these are a bare backbone's weights: load them with init_cfg=dict(type='Pretrained', ...)"

@@ -12,7 +12,6 @@ from typing import List
 
 import torch
 
-
 HASH_SUFFIX = '.sha256'
 _TMP_SUFFIX = '.tmp'
 
@@ -162,7 +161,9 @@ def save_atomic(obj, path: str, overwrite: bool = False) -> str:
 
 def install_atomic_local_writes() -> None:
     """Make MMEngine's ``LocalBackend.put``/``put_text`` (used by ``save_checkpoint`` and the
-    CheckpointHook) write through ``atomic_file``; ``.pth`` files get their SHA-256 sidecar. Idempotent."""
+    CheckpointHook) write through ``atomic_file``; ``.pth`` files get their SHA-256 sidecar, and
+    ``LocalBackend.remove`` of a ``.pth`` file removes its sidecar too (MMEngine's stock CheckpointHook deletes
+    checkpoints beyond ``max_keep_ckpts`` with it). Idempotent."""
     from mmengine.fileio.backends import LocalBackend
     if getattr(LocalBackend.put, '_mmcompact_atomic', False):
         return
@@ -178,5 +179,13 @@ def install_atomic_local_writes() -> None:
         with atomic_file(str(filepath), 'w', encoding=encoding) as f:
             f.write(obj)
 
+    plain_remove = LocalBackend.remove
+
+    def remove(self, filepath) -> None:
+        plain_remove(self, filepath)
+        sidecar = str(filepath) + HASH_SUFFIX
+        if str(filepath).endswith('.pth') and os.path.isfile(sidecar):
+            os.remove(sidecar)
+
     put._mmcompact_atomic = put_text._mmcompact_atomic = True
-    LocalBackend.put, LocalBackend.put_text = put, put_text
+    LocalBackend.put, LocalBackend.put_text, LocalBackend.remove = put, put_text, remove

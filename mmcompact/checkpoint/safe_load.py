@@ -12,12 +12,12 @@ import importlib
 import os.path as osp
 import pickle
 import re
-
-from .io import HASH_SUFFIX, file_sha256
 from typing import Iterable, List
 
 import torch
 import torch.serialization
+
+from .io import HASH_SUFFIX, file_sha256
 
 _NUMPY_GLOBALS = (
     'numpy.ndarray', 'numpy.dtype', 'numpy._core.multiarray._reconstruct', 'numpy._core.multiarray.scalar',

@@ -1,11 +1,15 @@
-"""Deployment: checked folding (one function for every writer of a folded model), deploy configs, and
-ONNX export checked with onnxruntime."""
+"""Deployment: checked folding (one function for every writer of a folded model), deploy configs, ONNX
+export checked with onnxruntime, and static INT8 quantization with its evaluation and sensitivity report."""
 from .fold import FoldMismatchError, deploy_config, fold_checked, fold_checkpoint
 from .onnx import (FlatTensorOutputs, OnnxMismatchError, compare_with_pytorch, export_checked, export_onnx,
-                   flat_outputs, onnx_bytes, onnx_runner, onnx_session)
+                   flat_outputs, onnx_bytes, onnx_latency, onnx_runner, onnx_session)
+from .quantize import (OnnxClassifier, QuantizationError, check_evaluable, evaluate_onnx, fp32_onnx_of,
+                       layer_sensitivity, preprocessed_batches, quantize_onnx, sqnr_db)
 
 __all__ = [
     'FoldMismatchError', 'deploy_config', 'fold_checked', 'fold_checkpoint', 'FlatTensorOutputs',
     'OnnxMismatchError', 'compare_with_pytorch', 'export_checked', 'export_onnx', 'flat_outputs', 'onnx_bytes',
-    'onnx_runner', 'onnx_session'
+    'onnx_latency', 'onnx_runner', 'onnx_session', 'OnnxClassifier', 'QuantizationError', 'check_evaluable',
+    'evaluate_onnx', 'fp32_onnx_of',
+    'layer_sensitivity', 'preprocessed_batches', 'quantize_onnx', 'sqnr_db'
 ]

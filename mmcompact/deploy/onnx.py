@@ -139,3 +139,19 @@ def compare_with_pytorch(session, model: nn.Module, inputs: Sequence[torch.Tenso
         scale = max(float(e.abs().max()) for e in expected)
         results[f'bs{x.shape[0]}'] = dict(abs=diff, rel=diff / max(scale, 1e-12))
     return results
+
+
+def onnx_latency(paths: Dict[str, str], input_shape: Sequence[int], batch_sizes: Sequence[int] = (1, 16),
+                 iters: int = 20, threads: int = 0) -> Dict[str, Dict[int, float]]:
+    """Median CPU latency (ms) of each ONNX file at each batch size on random (B, *input_shape) inputs, the
+    files timed round-robin (``time_interleaved``) so that machine load affects them alike."""
+    from ..analysis import time_interleaved
+    from ..utils import random_inputs
+    runners = {name: onnx_runner(onnx_session(path, threads)) for name, path in paths.items()}
+    results = {name: {} for name in paths}
+    for bs in batch_sizes:
+        x = random_inputs((bs, *input_shape))
+        times = time_interleaved({name: (lambda run=run: run(x)) for name, run in runners.items()}, 3, iters)
+        for name in paths:
+            results[name][bs] = times[name]['ms']
+    return results

@@ -2,8 +2,8 @@
 from .connectors import ConvBNConnector, SpatialConnector
 from .distiller import Distiller, load_model_config
 from .export import distiller_checkpoint_state, export_student
-from .losses import (ChannelWiseDivergence, DenseHeadKDLoss, DKDLoss, FeatureMSELoss, KLDivergence,
-                     PKDLoss, SoftTargetCrossEntropy)
+from .losses import (ChannelWiseDivergence, DenseHeadKDLoss, DKDLoss, FeatureMSELoss, KLDivergence, PKDLoss,
+                     SoftTargetCrossEntropy)
 
 __all__ = [
     'ConvBNConnector', 'SpatialConnector', 'Distiller', 'load_model_config', 'ChannelWiseDivergence',

@@ -20,6 +20,7 @@ from ..checkpoint import check_checkpoint_fits, checkpoint_weights, safe_load
 from ..registry import MODELS
 from ..utils import Recorder, model_config
 
+
 def load_model_config(spec: Union[str, dict], role: str):
     """(model config, default scope or None) from an inline dict or a config file path.
 

@@ -11,8 +11,7 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from torch import nn
 
 from ..registry import MODELS
-from .fuse import (FoldError, KernelBias, check_foldable_norm, fuse_conv_bn_weights, identity_kernel,
-                   pad_kernel)
+from .fuse import FoldError, KernelBias, check_foldable_norm, fuse_conv_bn_weights, identity_kernel, pad_kernel
 from .moments import fused_branches, moments_apply
 
 IntPair = Union[int, Tuple[int, int]]

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..models.backbones import GhostNetV3
-from ..models.blocks import Interface
+from ..models.candidates import Interface
 from ..utils import Recorder
 
 

@@ -13,9 +13,8 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from .knapsack import draw_structure
-
 from ..checkpoint.io import atomic_file
+from .knapsack import draw_structure
 
 
 @dataclass
@@ -45,7 +44,7 @@ class LinearPredictor:
         predictor = cls(float(data['intercept']), [float(w) for w in data['weights']])
         if num_blocks is not None and len(predictor.weights) != num_blocks:
             raise ValueError(f'{path} has {len(predictor.weights)} block weights but the search has {num_blocks} '
-                             'blocks: calibrate the predictor on this search (tools/calibrate_predictor.py)')
+                             'blocks: calibrate the predictor on this search (tools/structure/calibrate_predictor.py)')
         return predictor
 
 

@@ -28,14 +28,13 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from mmengine.dist import all_reduce, barrier, is_distributed, is_main_process
 from mmengine.logging import MMLogger
 from mmengine.registry import OPTIMIZERS
 from torch import nn
 
 from ..checkpoint import safe_load, save_atomic
-from ..models.blocks import OutputAffine
+from ..models.candidates import OutputAffine
 from ..utils import Recorder, rng_state, set_rng_state
 from .knapsack import draw_structure
 from .space import SearchSpace, assemble

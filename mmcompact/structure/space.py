@@ -8,9 +8,9 @@ from mmengine.logging import MMLogger
 from torch import nn
 
 from ..analysis import count_complexity
+from ..models.candidates import (Interface, Keep, build_candidate, candidate_class, candidate_label, copy_block,
+                                 why_not_applicable)
 from ..reparam import deploy_form
-from ..models.blocks import (Interface, Keep, build_candidate, candidate_class, candidate_label, copy_block,
-                             why_not_applicable)
 from ..utils import make_divisible, set_module
 from .partition import Block, default_blocks, probe_blocks
 

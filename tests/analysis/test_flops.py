@@ -1,10 +1,11 @@
 """Params and MACs reproduce the GhostNetV3 reference table (official code, 224x224) within 0.5%."""
 import pytest
-
-from mmcompact.analysis import count_complexity, train_and_deploy_complexity
 from conftest import build_classifier
 
-# width: (train params M, train MACs M, deploy params M, deploy MACs M), ../shared/reference/ghostnetv3.md
+from mmcompact.analysis import count_complexity, train_and_deploy_complexity
+
+# width: (train params M, train MACs M, deploy params M, deploy MACs M), measured from the official GhostNetV3
+# code (configs/ghostnetv3/README.md)
 REFERENCE = {
     0.5: (3.395, 117.5, 2.853, 49.6),
     0.75: (5.446, 244.6, 4.294, 101.8),
@@ -43,12 +44,13 @@ def test_one_deploy_form_for_the_flops_tool_and_the_structure_cost_table(cli, tm
     """The issue's case: a ResNet-18 classifier at 32x32 counted by the flops tool (train and --deploy) and by
     the structure search's count_deployed gives the same deploy params and MACs (reparam.deploy_form)."""
     from conftest import ROOT
+
     from mmcompact.structure import count_deployed
     from mmcompact.utils import build_model, load_config
-    config = f'{ROOT}/configs/study/resnet18_synthetic_cls.py'
+    config = f'{ROOT}/projects/studies/configs/resnet18_synthetic_cls.py'
     expected = count_deployed(build_model(load_config(config)), (3, 32, 32))
     for extra in ([], ['--deploy']):
-        code, stdout, stderr = cli('flops.py', config, '--shape', 32, 32, *extra)
+        code, stdout, stderr = cli('tools/analysis_tools/flops.py', config, '--shape', 32, 32, *extra)
         assert code == 0, stderr
         total = [line.split() for line in stdout.splitlines() if line.startswith('total')][0]
         assert total[-2:] == [f"{expected['params'] / 1e6:.3f}M", f"{expected['macs'] / 1e6:.3f}M"], total

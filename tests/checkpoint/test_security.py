@@ -4,14 +4,13 @@ import os
 
 import pytest
 import torch
-
-import mmcompact  # noqa: F401
-from mmcompact.utils import build_model, load_config
-from mmcompact.checkpoint import UnsafeCheckpointError
-
 from conftest import ROOT, make_image_folder
 
-STUDY = os.path.join(ROOT, 'configs', 'study')
+import mmcompact  # noqa: F401
+from mmcompact.checkpoint import UnsafeCheckpointError
+from mmcompact.utils import build_model, load_config
+
+STUDY = os.path.join(ROOT, 'projects', 'studies', 'configs')
 
 
 class Payload:
@@ -44,13 +43,15 @@ def test_every_tool_refuses_a_malicious_checkpoint(tool, evil, tmp_path, cli):
     plain = os.path.join(STUDY, 'ghostnetv3-0.5x_synthetic_cls.py')
     data_options = ['--cfg-options'] + [f'{k}_dataloader.dataset.data_root={data}' for k in ('train', 'val', 'test')]
     argv = {
-        'fold': ('fold.py', plain, path, tmp_path / 'out.pth'),
-        'export_student': ('export_student.py', os.path.join(STUDY, 'ghostnetv3-0.5x_kd_synthetic_cls.py'), path,
+        'fold': ('tools/deployment/fold.py', plain, path, tmp_path / 'out.pth'),
+        'export_student': ('tools/deployment/export_student.py', os.path.join(STUDY,
+                                                                              'ghostnetv3-0.5x_kd_synthetic_cls.py'),
+                                                                              path,
                            tmp_path / 'export'),
-        'convert': ('convert_ghostnetv3.py', path, tmp_path / 'out.pth'),
-        'test': ('test.py', plain, path, '--work-dir', tmp_path / 'wd', *data_options),
-        'train_resume': ('train.py', plain, '--work-dir', tmp_path / 'wd', '--resume', path, *data_options),
-        'train_load_from': ('train.py', plain, '--work-dir', tmp_path / 'wd', *data_options, f'load_from={path}'),
+        'convert': ('tools/model_converters/convert_ghostnetv3.py', path, tmp_path / 'out.pth'),
+        'test': ('tools/test.py', plain, path, '--work-dir', tmp_path / 'wd', *data_options),
+        'train_resume': ('tools/train.py', plain, '--work-dir', tmp_path / 'wd', '--resume', path, *data_options),
+        'train_load_from': ('tools/train.py', plain, '--work-dir', tmp_path / 'wd', *data_options, f'load_from={path}'),
     }[tool]
     _refused(cli(*argv), marker)
 

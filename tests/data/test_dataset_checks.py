@@ -3,11 +3,10 @@ named: an empty annotation list, a missing image, a file that is not an image (C
 import json
 
 import pytest
+from conftest import ROOT, make_image_folder
 
 from mmcompact.data import CocoFormatError, check_coco_datasets, check_coco_file, make_coco_detection
 from mmcompact.utils import load_config
-
-from conftest import ROOT, make_image_folder
 
 
 @pytest.fixture
@@ -50,7 +49,7 @@ def test_a_file_that_is_not_an_image_is_named(coco):
 def test_a_non_image_in_a_classification_folder_is_named(tmp_path):
     data = make_image_folder(tmp_path / 'data', per_class=2, size=40)
     (data / 'train' / 'red' / 'broken.png').write_text('text, not pixels')
-    cfg = load_config(f'{ROOT}/configs/study/kd_families/resnet18.py',
+    cfg = load_config(f'{ROOT}/projects/studies/configs/kd_families/resnet18.py',
                       {f'{s}_dataloader.dataset.data_root': str(data) for s in ('train', 'val', 'test')})
     with pytest.raises(CocoFormatError, match=r'train_dataloader.dataset .*broken.png.* is not a readable image'):
         check_coco_datasets(cfg, ('train', 'val'))

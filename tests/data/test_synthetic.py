@@ -60,15 +60,16 @@ def test_classification_folder_loads_in_mmpretrain(tmp_path):
 
 
 def test_make_synthetic_cli_refuses_to_overwrite_and_bad_counts(tmp_path, cli):
-    code, stdout, stderr = cli('make_synthetic.py', 'cls', tmp_path / 'cls', '--num-train', 4, '--num-val', 2,
+    code, stdout, stderr = cli('tools/misc/make_synthetic.py', 'cls', tmp_path / 'cls', '--num-train', 4, '--num-val',
+                               2,
                                '--classes', 2, '--size', 32)
     assert code == 0, stderr
     assert 'wrote 4 train + 2 val' in stdout
-    code, _, stderr = cli('make_synthetic.py', 'cls', tmp_path / 'cls', '--num-train', 4)
+    code, _, stderr = cli('tools/misc/make_synthetic.py', 'cls', tmp_path / 'cls', '--num-train', 4)
     assert code == 1 and 'not empty' in stderr and '--force' in stderr
-    code, _, stderr = cli('make_synthetic.py', 'det', tmp_path / 'det', '--classes', 9)
+    code, _, stderr = cli('tools/misc/make_synthetic.py', 'det', tmp_path / 'det', '--classes', 9)
     assert code == 1 and 'num_classes must be in [1, 8]' in stderr
-    code, _, stderr = cli('make_synthetic.py', 'det', tmp_path / 'det2', '--num-train', 0)
+    code, _, stderr = cli('tools/misc/make_synthetic.py', 'det', tmp_path / 'det2', '--num-train', 0)
     assert code == 1 and '--num-train' in stderr
 
 

@@ -1,14 +1,13 @@
-"""ONNX export (tools/export_onnx.py, mmcompact.deploy): folded classifiers and detectors run in onnxruntime
+"""ONNX export (tools/deployment/export_onnx.py, mmcompact.deploy): folded classifiers and detectors run in onnxruntime
 with PyTorch's outputs, at several batch sizes (dynamic batch)."""
 import os
 
 import pytest
 import torch
-
-from mmcompact.utils import build_model, load_config, random_inputs
-from mmcompact.reparam import reparameterize_model
-
 from conftest import ROOT, randomize_bn
+
+from mmcompact.reparam import reparameterize_model
+from mmcompact.utils import build_model, load_config, random_inputs
 
 pytest.importorskip('onnxruntime')
 CLASSIFIER = os.path.join(ROOT, 'configs', 'ghostnetv3', 'ghostnetv3-0.5x_8xb128_in1k.py')
@@ -29,7 +28,8 @@ def test_folded_classifier_in_onnxruntime_matches_pytorch(tmp_path):
 
 def test_export_tool_on_a_detector(tmp_path, cli):
     out = tmp_path / 'retinanet.onnx'
-    code, stdout, stderr = cli('export_onnx.py', DETECTOR, out, '--shape', 96, 96, '--batch-sizes', 1, 2,
+    code, stdout, stderr = cli('tools/deployment/export_onnx.py', DETECTOR, out, '--shape', 96, 96, '--batch-sizes', 1,
+                               2,
                                '--iters', 1)
     assert code == 0, stderr
     assert 'onnxruntime vs PyTorch, bs2' in stdout and 'onnxruntime speed-up' in stdout and out.exists()
@@ -38,15 +38,17 @@ def test_export_tool_on_a_detector(tmp_path, cli):
     levels = load_config(DETECTOR).model.neck.num_outs
     assert len(graph.output) == 2 * levels  # RetinaNet: class scores and box deltas for each FPN level
     assert not any(node.op_type == 'BatchNormalization' for node in graph.node)  # folded away
-    code, _, stderr = cli('export_onnx.py', DETECTOR, out, '--shape', 96, 96)
+    code, _, stderr = cli('tools/deployment/export_onnx.py', DETECTOR, out, '--shape', 96, 96)
     assert code == 1 and '--force' in stderr  # never overwrites
     exported = out.read_bytes()
-    code, _, stderr = cli('export_onnx.py', DETECTOR, out, '--shape', 96, 96, '--force', '--tolerance', '-1')
+    code, _, stderr = cli('tools/deployment/export_onnx.py', DETECTOR, out, '--shape', 96, 96, '--force',
+                          '--tolerance', '-1')
     assert code == 1 and '--tolerance' in stderr and 'nothing was written' in stderr
-    code, _, stderr = cli('export_onnx.py', DETECTOR, out, '--shape', 96, 96, '--force', '--rtol', '-1')
+    code, _, stderr = cli('tools/deployment/export_onnx.py', DETECTOR, out, '--shape', 96, 96, '--force', '--rtol',
+                          '-1')
     assert code == 1 and 'onnxruntime differs from PyTorch' in stderr and 'was not written' in stderr
     assert out.read_bytes() == exported and os.listdir(tmp_path) == ['retinanet.onnx']  # kept, no temporary
-    code, _, stderr = cli('export_onnx.py', DETECTOR, tmp_path / 'missing.pth', tmp_path / 'x.onnx')
+    code, _, stderr = cli('tools/deployment/export_onnx.py', DETECTOR, tmp_path / 'missing.pth', tmp_path / 'x.onnx')
     assert code == 1 and 'missing.pth' in stderr and not (tmp_path / 'x.onnx').exists()
 
 

@@ -3,9 +3,9 @@ import os
 
 import pytest
 import torch
+from conftest import ROOT
 from mmengine.structures import InstanceData
 
-from conftest import ROOT
 from mmcompact.utils import build_model, detection_inputs, load_config
 
 CONFIGS = os.path.join(ROOT, 'configs', 'distill')

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from mmcompact.distill import (ChannelWiseDivergence, DenseHeadKDLoss, DKDLoss, FeatureMSELoss,
-                               KLDivergence, PKDLoss, SoftTargetCrossEntropy)
+from mmcompact.distill import (ChannelWiseDivergence, DenseHeadKDLoss, DKDLoss, FeatureMSELoss, KLDivergence, PKDLoss,
+                               SoftTargetCrossEntropy)
 
 
 def softmax(row, tau=1.0):
@@ -126,7 +126,8 @@ def test_dkd_exact_for_confident_students(dtype, tau, gap, label):
             down = [row[:] for row in student]
             up[i][j] += h
             down[i][j] -= h
-            numeric = (dkd_reference(up, teacher, labels, *args) - dkd_reference(down, teacher, labels, *args)) / (2 * h)
+            numeric = (dkd_reference(up, teacher, labels, *args) - dkd_reference(down, teacher, labels,
+                                                                                 *args)) / (2 * h)
             assert s.grad[i, j].item() == pytest.approx(numeric, rel=1e-3, abs=1e-5 if dtype == torch.float32 else 1e-7)
     if label == 0:  # confidently wrong: a real push towards the true class
         assert s.grad[0, 0].item() < -0.1

@@ -6,15 +6,15 @@ import os
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, make_coco, make_image_folder
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 from mmengine.runner import Runner
+from test_distiller import LOGIT_KD, STUDENT, TEACHER
 
-from conftest import ROOT, make_coco, make_image_folder
 from mmcompact.checkpoint import safe_load
 from mmcompact.engine import schedule_factor
 from mmcompact.reparam import max_abs_diff
-from test_distiller import LOGIT_KD, STUDENT, TEACHER
 
 CLS_PIPELINE = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(48, 48)), dict(type='PackInputs')]
 
@@ -165,17 +165,18 @@ def test_export_cli_writes_the_student_of_a_runner_checkpoint(cls_run, tmp_path,
     runner, work_dir = cls_run
     config = tmp_path / 'distill.py'
     runner.cfg.dump(str(config))
-    code, _, stderr = cli('export_student.py', config, work_dir / 'iter_8.pth', tmp_path / 'out', '--shape', 16, 16)
+    code, _, stderr = cli('tools/deployment/export_student.py', config, work_dir / 'iter_8.pth', tmp_path / 'out',
+                          '--shape', 16, 16)
     assert code == 1 and '16' in stderr
     assert not (tmp_path / 'out').exists()  # a failed export leaves nothing behind (the fold check runs first)
-    code, stdout, stderr = cli('export_student.py', config, work_dir / 'iter_8.pth', tmp_path / 'out',
+    code, stdout, stderr = cli('tools/deployment/export_student.py', config, work_dir / 'iter_8.pth', tmp_path / 'out',
                                '--shape', 48, 48)
     assert code == 0, stderr
     exported = safe_load(str(tmp_path / 'out' / 'student.pth'))['state_dict']
     from_hook = safe_load(str(work_dir / 'student.pth'))['state_dict']
     assert exported.keys() == from_hook.keys() and all(torch.equal(exported[k], from_hook[k]) for k in exported)
     assert (tmp_path / 'out' / 'student_deploy.pth').exists()
-    code, _, stderr = cli('export_student.py', config, work_dir / 'iter_8.pth', tmp_path / 'out')
+    code, _, stderr = cli('tools/deployment/export_student.py', config, work_dir / 'iter_8.pth', tmp_path / 'out')
     assert code == 1 and 'already exists' in stderr
 
 
@@ -183,7 +184,8 @@ def test_distillation_benchmark_cli(cli, tmp_path, cls_run):
     runner, _ = cls_run
     config = tmp_path / 'distill.py'
     runner.cfg.dump(str(config))
-    code, stdout, stderr = cli('benchmark_distill.py', config, '--batch-size', 2, '--shape', 48, 48,
+    code, stdout, stderr = cli('tools/analysis_tools/benchmark_distill.py', config, '--batch-size', 2, '--shape', 48,
+                               48,
                                '--iters', 2, '--warmup', 1)
     assert code == 0, stderr
     for row in ('student step', 'teacher forward', 'distillation step', 'overhead beyond the teacher'):

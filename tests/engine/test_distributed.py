@@ -5,16 +5,15 @@ import subprocess
 import sys
 
 import torch
+from conftest import ROOT, make_image_folder, torchrun_two_processes
 
 from mmcompact.checkpoint import safe_load
-
-from conftest import ROOT, make_image_folder, torchrun_two_processes
 
 # Logit KD into a ResNet-18 student with GroupNorm: its forward is per-sample, so 2 processes x 2 images and
 # 1 process x 4 images see the same math (BatchNorm statistics are per process without SyncBN, and torch's
 # SyncBatchNorm needs a GPU). Deterministic pipeline: random flips would draw differently per process.
 KD_RUN = """
-_base_ = ['{root}/configs/study/ghostnetv3-0.5x_kd_synthetic_cls.py']
+_base_ = ['{root}/projects/studies/configs/ghostnetv3-0.5x_kd_synthetic_cls.py']
 student = dict(
     _delete_=True, type='ImageClassifier',
     backbone=dict(type='ResNet', depth=18, norm_cfg=dict(type='GN', num_groups=8)),
@@ -61,7 +60,7 @@ from mmengine.dist import get_rank
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 sys.path.insert(0, {root!r})
-from mmcompact.apis import setup_launcher, shutdown_distributed
+from mmcompact.cli import setup_launcher, shutdown_distributed
 from mmengine.config import Config
 
 

@@ -10,6 +10,7 @@ import time
 
 import pytest
 import torch
+from conftest import ROOT, make_image_folder
 from mmengine.model import BaseModel
 from mmengine.runner import Runner, save_checkpoint
 
@@ -18,13 +19,11 @@ from mmcompact.analysis import read_scalars
 from mmcompact.checkpoint import safe_load
 from mmcompact.data import make_coco_detection
 
-from conftest import ROOT, make_image_folder
-
 DISTILL_RUN = """
-_base_ = ['{root}/configs/study/ghostnetv3-0.5x_kd_synthetic_cls.py']
+_base_ = ['{root}/projects/studies/configs/ghostnetv3-0.5x_kd_synthetic_cls.py']
 model = dict(teacher_checkpoint=None,
-             student='{root}/configs/study/ghostnetv3-0.5x_synthetic_cls.py',
-             teacher='{root}/configs/study/resnet18_synthetic_cls.py')
+             student='{root}/projects/studies/configs/ghostnetv3-0.5x_synthetic_cls.py',
+             teacher='{root}/projects/studies/configs/resnet18_synthetic_cls.py')
 data_preprocessor = dict(num_classes=6)
 train_dataloader = dict(batch_size=4, dataset=dict(data_root='{data}'))
 val_dataloader = dict(batch_size=8, dataset=dict(data_root='{data}'))
@@ -63,7 +62,7 @@ randomness = dict(seed=0, deterministic=True)
 """
 
 
-def _tool(name, *args):
+def _tool(name, *args):  # name: the path under tools/
     return subprocess.Popen([sys.executable, os.path.join(ROOT, 'tools', name), *map(str, args)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -193,7 +192,8 @@ def test_checkpoints_get_the_mode_of_a_plain_write_and_a_verified_hash(tmp_path)
     assert safe_load(path)['state_dict']['w'].shape == (1000, )
 
 
-@pytest.mark.parametrize('content,problem', [(b'', 'is empty'), (b'hello world\n', 'not a PyTorch checkpoint|cannot be read'),
+@pytest.mark.parametrize('content,problem', [(b'', 'is empty'), (b'hello world\n',
+                                                                 'not a PyTorch checkpoint|cannot be read'),
                                              ('truncated', 'cannot be read')])
 def test_broken_checkpoint_files_give_one_clear_error(tmp_path, content, problem):
     from mmcompact.checkpoint import CorruptCheckpointError
@@ -231,7 +231,7 @@ def test_structure_search_killed_and_resumed_ends_with_the_same_result(tiny_sear
     """Block-wise distillation of every candidate, SIGKILLed after its first state save and resumed:
     bitwise the same candidate weights and optimizer state, and the same scores and costs in search.json."""
     config, _ = tiny_search
-    _kill_and_resume('search_structure.py', [config, '--cfg-options', 'structure_search.epochs=10',
+    _kill_and_resume('structure/search_structure.py', [config, '--cfg-options', 'structure_search.epochs=10',
                                              'structure_search.plateau=None'], tmp_path,
                      'search_state.pth', 'search.json')
     reference = safe_load(str(tmp_path / 'reference' / 'search_state.pth'))

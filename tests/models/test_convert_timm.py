@@ -2,8 +2,8 @@
 official release file format."""
 import pytest
 import torch
-
 from conftest import build_classifier, randomize_bn
+
 from mmcompact.checkpoint import save_atomic
 from mmcompact.models import convert_and_verify_ghostnetv3, convert_ghostnetv3_state_dict
 from mmcompact.reparam import max_abs_diff, reparameterize_model
@@ -90,11 +90,11 @@ def test_unknown_and_missing_keys_are_listed_by_name(tmp_path):
 def test_convert_cli(tmp_path, cli):
     src = save_atomic(timm_model(0.5).state_dict(), str(tmp_path / 'timm.pth'))
     out = tmp_path / 'mm.pth'
-    code, stdout, stderr = cli('convert_ghostnetv3.py', src, out)
+    code, stdout, stderr = cli('tools/model_converters/convert_ghostnetv3.py', src, out)
     assert code == 0, stderr
     assert 'width 0.5x' in stdout and out.exists()
     before = out.stat().st_mtime_ns
-    code, _, stderr = cli('convert_ghostnetv3.py', src, out)
+    code, _, stderr = cli('tools/model_converters/convert_ghostnetv3.py', src, out)
     assert code == 1 and 'already exists' in stderr and out.stat().st_mtime_ns == before
-    code, _, stderr = cli('convert_ghostnetv3.py', tmp_path / 'nope.pth', tmp_path / 'x.pth')
+    code, _, stderr = cli('tools/model_converters/convert_ghostnetv3.py', tmp_path / 'nope.pth', tmp_path / 'x.pth')
     assert code == 1 and 'does not exist' in stderr

@@ -4,12 +4,12 @@ import textwrap
 
 import pytest
 import torch
+from conftest import ROOT, randomize_bn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from conftest import ROOT, randomize_bn
 from mmcompact.models import GhostNetV3
-from mmcompact.utils import make_divisible
 from mmcompact.reparam import RepConvBN, max_abs_diff, reparameterize_model
+from mmcompact.utils import make_divisible
 
 WIDTHS = (0.5, 0.75, 1.0, 1.3, 1.6)
 

@@ -3,8 +3,8 @@ import os
 
 import pytest
 import torch
-
 from conftest import ROOT, match_detections, randomize_bn
+
 from mmcompact.deploy import deploy_config, fold_checked
 from mmcompact.utils import build_model, detection_inputs, load_config
 

@@ -4,12 +4,11 @@ import copy
 
 import pytest
 import torch
+from conftest import randomize_bn
 from mmengine.registry import MODELS, DefaultScope
 
-from conftest import randomize_bn
 from mmcompact.checkpoint import save_atomic
-from mmcompact.reparam import (FoldError, RepConvBNPair, foldable_modules, max_abs_diff,
-                               reparameterize_model)
+from mmcompact.reparam import FoldError, RepConvBNPair, foldable_modules, max_abs_diff, reparameterize_model
 
 BACKBONES = {
     'mmdet MobileNetV2': ('mmdet', dict(type='MobileNetV2', out_indices=(2, 4, 7))),
@@ -174,12 +173,14 @@ def test_fold_tool_on_a_reparameterized_mmpretrain_classifier(tmp_path, cli):
     import os
 
     from conftest import ROOT
-    from mmcompact.utils import build_model, load_config
+
     from mmcompact.checkpoint import safe_load
+    from mmcompact.utils import build_model, load_config
     config = os.path.join(ROOT, 'configs', 'reparam', 'mobilenet-v2-reparam_8xb32_in1k.py')
     model = randomize_bn(build_model(load_config(config)))
     checkpoint = save_atomic({'state_dict': model.state_dict()}, str(tmp_path / 'trained.pth'))
-    code, stdout, stderr = cli('fold.py', config, checkpoint, tmp_path / 'deploy.pth', '--shape', 64, 64,
+    code, stdout, stderr = cli('tools/deployment/fold.py', config, checkpoint, tmp_path / 'deploy.pth', '--shape', 64,
+                               64,
                                '--tolerance', 1e-3)
     assert code == 0, stderr
     assert 'model.backbone' in stdout

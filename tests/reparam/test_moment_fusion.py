@@ -144,6 +144,7 @@ def test_fused_and_separate_agree_with_mmdet_resnet_norm_eval():
     """The issue's second case: an mmdet ResNet-50 wrapped by Reparameterized, on mmdet's defaults
     (norm_eval=True, frozen_stages=1)."""
     from mmengine.registry import MODELS, DefaultScope
+
     import mmcompact  # noqa: F401
 
     def build():

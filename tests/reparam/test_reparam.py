@@ -2,12 +2,11 @@ import copy
 
 import pytest
 import torch
+from conftest import randomize_bn
 from mmcv.cnn import ConvModule
 from torch import nn
 
-from conftest import randomize_bn
-from mmcompact.reparam import (ConvBN, FoldError, RepConvBN, foldable_modules, max_abs_diff,
-                               reparameterize_model)
+from mmcompact.reparam import ConvBN, FoldError, RepConvBN, foldable_modules, max_abs_diff, reparameterize_model
 
 CASES = {
     'depthwise 3x3 + scale + identity': dict(in_channels=8, out_channels=8, kernel_size=3, groups=8),

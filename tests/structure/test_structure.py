@@ -6,20 +6,18 @@ import random
 
 import pytest
 import torch
+from conftest import ROOT, randomize_bn, torchrun_two_processes
 from mmengine.config import Config
 
 import mmcompact  # noqa: F401
-from mmcompact.utils import build_model, load_config
 from mmcompact.registry import CANDIDATES
-from mmcompact.reparam import reparameterize_model
-from mmcompact.structure import (InfeasibleBudget, Interface, assemble, build_candidate, count_deployed,
-                                 cost_table, held_out_split, pareto_front, rank_correlation, sample_structures,
-                                 select)
-from mmcompact.structure.api import build_teacher_and_space, search_settings
+from mmcompact.reparam import deploy_form, reparameterize_model
+from mmcompact.structure import (InfeasibleBudget, Interface, assemble, build_candidate, cost_table, count_deployed,
+                                 held_out_split, pareto_front, rank_correlation, sample_structures, select)
+from mmcompact.structure.pipeline import build_teacher_and_space, search_settings
 from mmcompact.structure.search import BlockwiseDistillation
-from mmcompact.reparam import deploy_form
+from mmcompact.utils import build_model, load_config
 
-from conftest import ROOT, randomize_bn, torchrun_two_processes
 
 def brute_force(scores, costs, budgets):
     best = None
@@ -137,7 +135,7 @@ def test_every_candidate_keeps_the_interface_and_folds_exactly(name, interface):
     folded = deploy_form(module)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     torch.testing.assert_close(folded(x), y, atol=1e-4, rtol=1e-4)
-    # deploy=True builds what tools/fold.py writes (re-param branches folded) and loads it strictly.
+    # deploy=True builds what tools/deployment/fold.py writes (re-param branches folded) and loads it strictly.
     deployed = build_candidate(dict(type=name), interface, deploy=True)
     deployed.load_state_dict(reparameterize_model(module, inplace=False).state_dict())
 
@@ -284,21 +282,21 @@ def test_search_with_plateau_and_progressive_resumes_to_the_same_weights(tiny_se
 def test_search_and_export_tools(tiny_search, tmp_path, cli):
     config, _ = tiny_search
     work = tmp_path / 'search'
-    code, out, err = cli('search_structure.py', config, '--work-dir', work)
+    code, out, err = cli('tools/structure/search_structure.py', config, '--work-dir', work)
     assert code == 0, err
     assert 'additivity: Spearman' in out and (work / 'search.json').exists()
-    code, out, err = cli('search_structure.py', config, '--work-dir', work)
+    code, out, err = cli('tools/structure/search_structure.py', config, '--work-dir', work)
     assert code == 1 and 'exists' in err  # never overwrites a finished search without --resume
 
-    code, _, err = cli('export_structure.py', work, '--macs', '1K')
+    code, _, err = cli('tools/structure/export_structure.py', work, '--macs', '1K')
     assert code == 1 and 'smallest achievable' in err
-    code, out, err = cli('export_structure.py', work, '--macs', '40M', '--out', tmp_path / 'export')
+    code, out, err = cli('tools/structure/export_structure.py', work, '--macs', '40M', '--out', tmp_path / 'export')
     assert code == 0, err
     assert 'slack' in out
-    code, _, err = cli('export_structure.py', work, '--macs', '40M', '--out', tmp_path / 'export')
+    code, _, err = cli('tools/structure/export_structure.py', work, '--macs', '40M', '--out', tmp_path / 'export')
     assert code == 1 and '--force' in err
 
-    code, out, err = cli('plot_structure.py', work, '--out', tmp_path / 'plots')
+    code, out, err = cli('tools/structure/plot_structure.py', work, '--out', tmp_path / 'plots')
     assert code == 0, err
     for name in ('pareto', 'heatmap', 'structures', 'additivity'):
         assert (tmp_path / 'plots' / f'{name}.png').stat().st_size > 0
@@ -317,17 +315,18 @@ def test_search_and_export_tools(tiny_search, tmp_path, cli):
 
     # The calibrated predictor: 4 structures fine-tuned for one epoch, 2 held out; then selection with it.
     calibration = tmp_path / 'calibration'
-    code, out, err = cli('calibrate_predictor.py', work, '--num', 4, '--held-out', 2, '--epochs', 1,
+    code, out, err = cli('tools/structure/calibrate_predictor.py', work, '--num', 4, '--held-out', 2, '--epochs', 1,
                          '--work-dir', calibration)
     assert code == 0, err
     assert 'Kendall tau' in out and 'cost: 4 fine-tunings' in out
     predictor = json.loads((calibration / 'predictor.json').read_text())
     assert len(predictor['weights']) == 4 and len(predictor['held_out']) == 2
     assert (calibration / 'predictor.png').stat().st_size > 0
-    code, out, err = cli('calibrate_predictor.py', work, '--num', 4, '--held-out', 2, '--epochs', 1,
+    code, out, err = cli('tools/structure/calibrate_predictor.py', work, '--num', 4, '--held-out', 2, '--epochs', 1,
                          '--work-dir', calibration)
     assert code == 0 and 'fine-tune structure' not in out  # finished runs are reused
-    code, out, err = cli('export_structure.py', work, '--macs', '40M', '--out', tmp_path / 'export_predicted',
+    code, out, err = cli('tools/structure/export_structure.py', work, '--macs', '40M', '--out',
+                         tmp_path / 'export_predicted',
                          '--predictor', calibration / 'predictor.json')
     assert code == 0 and 'predicted accuracy' in out, err
 
@@ -354,7 +353,7 @@ def test_structured_backbone_names_a_wrong_block_path():
 def test_search_runs_under_torchrun_with_two_cpu_processes(tiny_search, tmp_path):
     """torchrun + gloo: the candidates train as one DDP module; rank 0 writes the result."""
     config, _ = tiny_search
-    result = torchrun_two_processes(['tools/search_structure.py', config, '--work-dir', tmp_path / 'search',
+    result = torchrun_two_processes(['tools/structure/search_structure.py', config, '--work-dir', tmp_path / 'search',
                                      '--launcher', 'pytorch'], port=29667)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count('additivity: Spearman') == 1  # printed by rank 0 only

@@ -1,18 +1,17 @@
 """Detection transfer of a learned structure: a structure-study classifier's backbone in a RetinaNet,
-initialised from the classifier's weights (checked), end to end through tools/recipe_study.py."""
+initialised from the classifier's weights (checked), end to end through projects/studies/recipe_study.py."""
 import os
 
 import pytest
 import torch
+from conftest import ROOT
 from mmengine.config import Config
 
 import mmcompact  # noqa: F401
 from mmcompact.structure import check_backbone_initialised, transfer_backbone
 from mmcompact.utils import build_model
 
-from conftest import ROOT
-
-DETECTOR = os.path.join(ROOT, 'configs', 'study', 'structure_det', 'retinanet_resnet18c_structured.py')
+DETECTOR = os.path.join(ROOT, 'projects', 'studies', 'configs', 'structure_det', 'retinanet_resnet18c_structured.py')
 
 
 def perturbed(key: str, value: torch.Tensor) -> torch.Tensor:
@@ -27,7 +26,7 @@ def perturbed(key: str, value: torch.Tensor) -> torch.Tensor:
 def write_classifier(method_dir, seeds, layer4_width: int, distilled: bool = False) -> None:
     """A structure study's method folder: student.py (ResNetV1c-18 with a narrowed last stage) and, per seed,
     a trained checkpoint named by last_checkpoint (keys under student. when ``distilled``, as KD runs write)."""
-    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'study', 'resnet18c_32px_cls.py'))
+    cfg = Config.fromfile(os.path.join(ROOT, 'projects', 'studies', 'configs', 'resnet18c_32px_cls.py'))
     cfg.model.backbone = dict(type='mmcompact.StructuredBackbone', backbone=cfg.model.backbone, blocks=dict(
         layer4=dict(type='BasicResidual', in_channels=256, out_channels=layer4_width, stride=2, width_ratio=1.0,
                     num_blocks=1)))
@@ -69,7 +68,8 @@ def test_det_transfer_study_runs_every_method_and_names_a_missing_seed(tmp_path)
     structure = tmp_path / 'structure'
     write_classifier(str(structure / '4M' / 'learned'), [0], layer4_width=96, distilled=True)
     write_classifier(str(structure / '4M' / 'uniform'), [0], layer4_width=128, distilled=True)
-    argv = ['tools/recipe_study.py', '--task', 'det-transfer', '--structure-dir', str(structure), '--budget', '4M',
+    argv = ['projects/studies/recipe_study.py', '--task', 'det-transfer', '--structure-dir', str(structure),
+            '--budget', '4M',
             '--work-dir', str(tmp_path / 'study'), '--iters', '2', '--teacher-iters', '2', '--num-train', '8',
             '--num-val', '4', '--jobs', '1']
     missing = run_tool(*argv, '--seeds', '0', '1')

@@ -5,19 +5,18 @@ import random
 
 import pytest
 import torch
+from conftest import ROOT, make_image_folder, randomize_bn
 from mmengine.config import Config
 
 import mmcompact  # noqa: F401
-from mmcompact.structure import (InfeasibleBudget, assemble, count_deployed, cost_table, normalised_mse,
-                                 pareto_front, sample_structures, select)
-from mmcompact.structure.api import build_teacher_and_space, search_settings
+from mmcompact.structure import (InfeasibleBudget, assemble, cost_table, count_deployed, normalised_mse, pareto_front,
+                                 sample_structures, select)
+from mmcompact.structure.pipeline import build_teacher_and_space, search_settings
 from mmcompact.structure.search import BlockwiseDistillation
 from mmcompact.utils import build_model, load_config
 
-from conftest import ROOT, make_image_folder, randomize_bn
-
 WIDTH_SEARCH = """
-_base_ = ['{root}/configs/structure/resnet18c_32px_width_search.py']
+_base_ = ['{root}/projects/studies/configs/structure/resnet18c_32px_width_search.py']
 model = dict(backbone=dict(stem_channels=32, base_channels=32), head=dict(num_classes=2, in_channels=256))
 data_preprocessor = dict(num_classes=2)
 train_dataloader = dict(batch_size=4, dataset=dict(data_root='{data}'))
@@ -201,10 +200,10 @@ def test_width_search_trains_ranks_channels_and_exports_a_narrowed_student(width
 
     # the tools: search, then export under a budget that needs narrowing; the student loads strictly
     work = tmp_path / 'search'
-    code, _, err = cli('search_structure.py', path, '--work-dir', str(work))
+    code, _, err = cli('tools/structure/search_structure.py', path, '--work-dir', str(work))
     assert code == 0, err
     teacher_macs = count_deployed(model, (3, 32, 32))['macs']
-    code, out, err = cli('export_structure.py', str(work), '--macs', str(int(teacher_macs * 0.4)),
+    code, out, err = cli('tools/structure/export_structure.py', str(work), '--macs', str(int(teacher_macs * 0.4)),
                          '--out', str(tmp_path / 'x'))
     assert code == 0 and 'exact' in out, err
     student_cfg = load_config(str(tmp_path / 'x' / 'student.py'))
@@ -225,14 +224,15 @@ def test_bad_width_settings_name_the_key(width_search):
 
 
 def test_mobilenetv2_family_has_its_uniform_networks_in_the_space_at_exact_costs():
-    """tools/structure_study.py --family mobilenetv2: the uniform 0.25x and 0.5x networks built from the
+    """projects/studies/structure_study.py --family mobilenetv2: the uniform 0.25x and 0.5x networks built from the
     family's own blocks (MobileNetV2's stages) are choices of its search space (matched by candidate options
     and widths), and their cost from the table equals an exact re-count. (ResNetV1c-18: the toy study test.)"""
     family = 'mobilenetv2'
     import importlib.util
     import json
     import os
-    spec = importlib.util.spec_from_file_location('structure_study', os.path.join(ROOT, 'tools', 'structure_study.py'))
+    spec = importlib.util.spec_from_file_location('structure_study', os.path.join(ROOT, 'projects', 'studies',
+                                                                                  'structure_study.py'))
     study = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(study)
     settings_family = study.FAMILIES[family]
@@ -253,7 +253,8 @@ def test_mobilenetv2_family_has_its_uniform_networks_in_the_space_at_exact_costs
         exact = count_deployed(uniform, shape)
         assert exact['macs'] == table['fixed']['macs'] + sum(table['table'][b][c]['macs'] for b, c in enumerate(choice))
     assert settings_family['budgets'][0] >= count_deployed(
-        build_model(study.uniform_config(cfg, result, [w[0] for w in space.widths[1:]], settings_family)), shape)['macs']
+        build_model(study.uniform_config(cfg, result, [w[0] for w in space.widths[1:]],
+                                         settings_family)), shape)['macs']
     # uniform-init's stand-in when the budget-matched widths are not in the space: the space's own multipliers
     small, middle, large = settings_family['budgets']
     choice, widths, macs = study.searched_uniform(cfg, result, small, shape, settings_family)

@@ -1,7 +1,6 @@
-"""tools/train.py -> tools/test.py -> tools/fold.py -> tools/test.py on the deploy form, end to end on a
+"""tools/train.py -> tools/test.py -> tools/deployment/fold.py -> tools/test.py on the deploy form, end to end on a
 tiny generated image-folder dataset (the normal MMEngine runner, mmpretrain's CustomDataset)."""
 import pytest
-
 from conftest import ROOT, make_image_folder
 
 CONFIG = '''
@@ -37,36 +36,36 @@ def tiny_config(tmp_path_factory):
 def test_train_test_fold_test(tiny_config, cli):
     config, root = tiny_config
     work_dir = root / 'work'
-    code, _, stderr = cli('train.py', config, '--work-dir', work_dir)
+    code, _, stderr = cli('tools/train.py', config, '--work-dir', work_dir)
     assert code == 0, stderr
     checkpoint = work_dir / 'epoch_2.pth'
     assert checkpoint.exists()
-    code, stdout, stderr = cli('test.py', config, checkpoint, '--work-dir', work_dir / 'test')
+    code, stdout, stderr = cli('tools/test.py', config, checkpoint, '--work-dir', work_dir / 'test')
     assert code == 0, stderr
     accuracy = float(stdout.split('accuracy/top1: ')[1].split()[0])
     deploy = root / 'deploy.pth'
-    code, _, stderr = cli('fold.py', config, checkpoint, deploy, '--shape', 48, 48)
+    code, _, stderr = cli('tools/deployment/fold.py', config, checkpoint, deploy, '--shape', 48, 48)
     assert code == 0, stderr
-    code, stdout, stderr = cli('test.py', config, deploy, '--work-dir', work_dir / 'test_deploy',
+    code, stdout, stderr = cli('tools/test.py', config, deploy, '--work-dir', work_dir / 'test_deploy',
                                '--cfg-options', 'model.backbone.deploy=True')
     assert code == 0, stderr
     assert float(stdout.split('accuracy/top1: ')[1].split()[0]) == accuracy
     # the wrong checkpoint for a config is an error naming the config that fits, never a random model's metric
-    code, _, stderr = cli('test.py', config, deploy, '--work-dir', work_dir / 'wrong')
+    code, _, stderr = cli('tools/test.py', config, deploy, '--work-dir', work_dir / 'wrong')
     assert code == 1 and 'checkpoint is folded' in stderr and 'deploy config' in stderr, stderr
-    code, _, stderr = cli('test.py', config, checkpoint, '--work-dir', work_dir / 'wrong2',
+    code, _, stderr = cli('tools/test.py', config, checkpoint, '--work-dir', work_dir / 'wrong2',
                           '--cfg-options', 'model.backbone.deploy=True')
-    assert code == 1 and 'training form' in stderr and 'tools/fold.py' in stderr, stderr
-    code, stdout, stderr = cli('test.py', config, deploy, '--work-dir', work_dir / 'partial', '--allow-partial')
+    assert code == 1 and 'training form' in stderr and 'tools/deployment/fold.py' in stderr, stderr
+    code, stdout, stderr = cli('tools/test.py', config, deploy, '--work-dir', work_dir / 'partial', '--allow-partial')
     assert code == 0 and 'accuracy/top1' in stdout, stderr  # the explicit opt-out
-    code, _, stderr = cli('train.py', config, '--work-dir', work_dir / 'load_from', '--cfg-options',
+    code, _, stderr = cli('tools/train.py', config, '--work-dir', work_dir / 'load_from', '--cfg-options',
                           f'load_from={deploy}')
     assert code == 1 and 'load_from' in stderr and 'checkpoint is folded' in stderr, stderr
-    code, _, stderr = cli('train.py', config, '--work-dir', work_dir / 'load_from2', '--cfg-options',
+    code, _, stderr = cli('tools/train.py', config, '--work-dir', work_dir / 'load_from2', '--cfg-options',
                           f'load_from={root}/missing.pth')
     assert code == 1 and 'missing.pth' in stderr and 'does not exist' in stderr, stderr
     # resume continues from the last checkpoint (safe loading of the runner's own files)
-    code, _, stderr = cli('train.py', config, '--work-dir', work_dir, '--resume',
+    code, _, stderr = cli('tools/train.py', config, '--work-dir', work_dir, '--resume',
                           '--cfg-options', 'train_cfg.max_epochs=3')
     assert code == 0, stderr
     assert (work_dir / 'epoch_3.pth').exists()
@@ -75,17 +74,19 @@ def test_train_test_fold_test(tiny_config, cli):
 def test_bad_arguments_are_one_line_errors_before_any_work(cli, tmp_path, tiny_config):
     config, root = tiny_config
     cases = [
-        (('train.py', config, '--cfg-options', 'train_cfg.max_iterz=2'), "unexpected keyword argument 'max_iterz'"),
-        (('train.py', config, '--cfg-options', 'model.backbone.type=GhostNetV33'), 'check the type name'),
-        (('fold.py', config, root / 'x.pth', root / 'y.pth', '--shape', '-5', '64'), 'positive height and width'),
-        (('fold.py', config, root / 'x.pth', tmp_path), 'is a directory'),
-        (('benchmark.py', config, '--shape', '0', '0'), 'must be positive'),
-        (('export_structure.py', tmp_path, '--macs', 'nan'), 'not a positive finite amount'),
+        (('tools/train.py', config, '--cfg-options', 'train_cfg.max_iterz=2'),
+         "unexpected keyword argument 'max_iterz'"),
+        (('tools/train.py', config, '--cfg-options', 'model.backbone.type=GhostNetV33'), 'check the type name'),
+        (('tools/deployment/fold.py', config, root / 'x.pth', root / 'y.pth', '--shape', '-5', '64'),
+         'positive height and width'),
+        (('tools/deployment/fold.py', config, root / 'x.pth', tmp_path), 'is a directory'),
+        (('tools/analysis_tools/benchmark.py', config, '--shape', '0', '0'), 'must be positive'),
+        (('tools/structure/export_structure.py', tmp_path, '--macs', 'nan'), 'not a positive finite amount'),
     ]
     (root / 'x.pth').write_bytes(b'')
     bad = tmp_path / 'bad.py'
     bad.write_text('model = dict(\n')
-    cases.append((('train.py', bad), 'is not valid Python (line 1)'))
+    cases.append((('tools/train.py', bad), 'is not valid Python (line 1)'))
     for args, message in cases:
         code, _, stderr = cli(*args)
         assert code != 0 and message in stderr, (args, stderr[-1500:])
@@ -93,19 +94,19 @@ def test_bad_arguments_are_one_line_errors_before_any_work(cli, tmp_path, tiny_c
 
 
 def test_missing_config_and_checkpoint_are_named(cli, tmp_path, tiny_config):
-    code, _, stderr = cli('train.py', tmp_path / 'none.py')
+    code, _, stderr = cli('tools/train.py', tmp_path / 'none.py')
     assert code == 1 and 'none.py' in stderr
-    code, _, stderr = cli('test.py', tiny_config[0], tmp_path / 'none.pth')
+    code, _, stderr = cli('tools/test.py', tiny_config[0], tmp_path / 'none.pth')
     assert code == 1 and 'none.pth' in stderr and 'does not exist' in stderr
 
 
 def test_folded_loops_evaluate_and_deploy_hook_exports_the_folded_ema_model(tiny_config, cli):
     import torch
 
-    from mmcompact.deploy import deploy_config
-    from mmcompact.utils import build_model, load_config
     from mmcompact.checkpoint import safe_load
+    from mmcompact.deploy import deploy_config
     from mmcompact.reparam import max_abs_diff, reparameterize_model
+    from mmcompact.utils import build_model, load_config
     config, root = tiny_config
     work_dir = root / 'deploy_hook'
     with_hooks = root / 'with_deploy_hook.py'
@@ -113,17 +114,17 @@ def test_folded_loops_evaluate_and_deploy_hook_exports_the_folded_ema_model(tiny
                           "dict(type='mmcompact.DeployHook', check_shape=(1, 3, 48, 48))]\n"
                           "val_cfg = dict(type='mmcompact.FoldedValLoop', check_shape=(1, 3, 48, 48))\n"
                           "test_cfg = dict(type='mmcompact.FoldedTestLoop', check_shape=(1, 3, 48, 48))\n")
-    code, _, stderr = cli('train.py', with_hooks, '--work-dir', work_dir)
+    code, _, stderr = cli('tools/train.py', with_hooks, '--work-dir', work_dir)
     assert code == 0, stderr
     logs = '\n'.join(p.read_text() for p in work_dir.glob('*/*.log'))
     assert 'val_cfg: folded model matches the training form' in logs
     assert 'DeployHook: folded model matches the training form' in logs
     assert 'wrote the folded EMA weights' in logs
     # the folded test loop reports the metric of the training form (the same function)
-    code, folded_out, stderr = cli('test.py', with_hooks, str(work_dir / 'epoch_2.pth'), '--work-dir',
+    code, folded_out, stderr = cli('tools/test.py', with_hooks, str(work_dir / 'epoch_2.pth'), '--work-dir',
                                    root / 'folded_test')
     assert code == 0, stderr
-    code, plain_out, stderr = cli('test.py', config, str(work_dir / 'epoch_2.pth'), '--work-dir',
+    code, plain_out, stderr = cli('tools/test.py', config, str(work_dir / 'epoch_2.pth'), '--work-dir',
                                   root / 'plain_test')
     assert code == 0, stderr
     assert 'test_cfg: folded model matches the training form' in folded_out + stderr + '\n'.join(
@@ -157,7 +158,7 @@ def test_folded_loops_evaluate_and_deploy_hook_exports_the_folded_ema_model(tiny
      ['| plain |', '| re-param |', '| re-param + KD |', '| full recipe', '| teacher |'])])
 def test_recipe_study_runs_every_variant_at_toy_size(tmp_path, task, options, rows):
     from conftest import run_tool
-    result = run_tool('tools/recipe_study.py', '--task', task, '--work-dir', str(tmp_path), '--seeds', '0',
+    result = run_tool('projects/studies/recipe_study.py', '--task', task, '--work-dir', str(tmp_path), '--seeds', '0',
                       *options)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     table = (tmp_path / 'results.md').read_text()
@@ -171,7 +172,7 @@ def test_recipe_study_runs_every_variant_at_toy_size(tmp_path, task, options, ro
 def test_recipe_study_names_the_missing_config_of_an_augmentation(tmp_path):
     """``--augment randaug`` for a student without *_randaug.py configs stops before any work, naming them."""
     from conftest import run_tool
-    result = run_tool('tools/recipe_study.py', '--work-dir', str(tmp_path), '--augment', 'randaug',
+    result = run_tool('projects/studies/recipe_study.py', '--work-dir', str(tmp_path), '--augment', 'randaug',
                       '--student', 'ghostnetv3-0.5x')
     assert result.returncode == 1 and 'ghostnetv3-0.5x_randaug.py' in result.stderr, result.stderr
     assert not (tmp_path / 'data').exists()
@@ -184,7 +185,7 @@ def test_recipe_study_report_only_pools_finished_runs_and_trains_nothing(tmp_pat
     import json
 
     from conftest import run_tool
-    argv = ['tools/recipe_study.py', '--work-dir', str(tmp_path), '--epochs', '1', '--teacher-epochs', '1',
+    argv = ['projects/studies/recipe_study.py', '--work-dir', str(tmp_path), '--epochs', '1', '--teacher-epochs', '1',
             '--num-train', '18', '--num-val', '18', '--variants', 'plain', 're-param']
     trained = run_tool(*argv, '--seeds', '0', '1', '--jobs', '2')
     assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
@@ -220,11 +221,11 @@ def test_a_failed_command_leaves_nothing_and_force_replaces_whole(cli, tmp_path)
     """make_synthetic --force replaces the folder (no images of the earlier run left); a failing run leaves
     the folder as it was."""
     out = tmp_path / 'data'
-    assert cli('make_synthetic.py', 'cls', out, '--num-train', 33, '--num-val', 6, '--classes', 6)[0] == 0
-    assert cli('make_synthetic.py', 'cls', out, '--num-train', 6, '--num-val', 6, '--classes', 2,
+    assert cli('tools/misc/make_synthetic.py', 'cls', out, '--num-train', 33, '--num-val', 6, '--classes', 6)[0] == 0
+    assert cli('tools/misc/make_synthetic.py', 'cls', out, '--num-train', 6, '--num-val', 6, '--classes', 2,
                '--force')[0] == 0
     assert len([p for p in out.rglob('*.png')]) == 12
-    code, _, stderr = cli('make_synthetic.py', 'cls', out, '--num-train', 6, '--num-val', 6, '--classes', 99,
+    code, _, stderr = cli('tools/misc/make_synthetic.py', 'cls', out, '--num-train', 6, '--num-val', 6, '--classes', 99,
                           '--force')
     assert code == 1 and 'num_classes' in stderr
     assert len([p for p in out.rglob('*.png')]) == 12 and sorted(p.name for p in tmp_path.iterdir()) == ['data']
@@ -236,7 +237,7 @@ def test_structure_study_runs_every_method_at_toy_size_and_reuses_finished_runs(
     import json
 
     from conftest import run_tool
-    argv = ['tools/structure_study.py', '--work-dir', str(tmp_path), '--budgets', '10.54M', '--seeds', '0',
+    argv = ['projects/studies/structure_study.py', '--work-dir', str(tmp_path), '--budgets', '10.54M', '--seeds', '0',
             '--epochs', '1', '--teacher-epochs', '1', '--search-epochs', '1', '--search-images', '12',
             '--num-train', '12', '--num-val', '12', '--jobs', '1']
     first = run_tool(*argv)
@@ -259,8 +260,61 @@ def test_structure_study_runs_every_method_at_toy_size_and_reuses_finished_runs(
 
 
 def test_structure_study_names_a_missing_predictor_before_any_work(cli, tmp_path):
-    code, _, err = cli('structure_study.py', '--work-dir', tmp_path / 'study', '--methods', 'predicted')
+    code, _, err = cli('projects/studies/structure_study.py', '--work-dir', tmp_path / 'study', '--methods',
+                       'predicted')
     assert code == 2 and '--methods predicted needs --predictor' in err
-    code, _, err = cli('structure_study.py', '--work-dir', tmp_path / 'study', '--predictor', tmp_path / 'no.json')
+    code, _, err = cli('projects/studies/structure_study.py', '--work-dir', tmp_path / 'study', '--predictor',
+                       tmp_path / 'no.json')
     assert code == 2 and 'no.json' in err and 'does not exist' in err
     assert not (tmp_path / 'study').exists()
+
+
+def test_resume_refuses_what_it_cannot_continue(tiny_config, cli):
+    """--resume says in one line, before any training, when the run is finished, when the checkpoint is past
+    the schedule, when the model changed since the checkpoint (MMEngine would load non-strictly and fail in
+    the optimizer), and when last_checkpoint names something that is not a checkpoint."""
+    config, root = tiny_config
+    work_dir = root / 'resume'
+    code, _, stderr = cli('tools/train.py', config, '--work-dir', work_dir)
+    assert code == 0, stderr
+    code, stdout, stderr = cli('tools/train.py', config, '--work-dir', work_dir, '--resume')
+    assert code == 0 and 'already at epoch 2 of 2' in stdout, stdout + stderr
+    code, _, stderr = cli('tools/train.py', config, '--work-dir', work_dir, '--resume',
+                          '--cfg-options', 'train_cfg.max_epochs=1')
+    assert code == 1 and 'past train_cfg.max_epochs=1' in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    code, _, stderr = cli('tools/train.py', config, '--work-dir', work_dir, '--resume',
+                          '--cfg-options', 'model.head.num_classes=3', 'train_cfg.max_epochs=3')
+    assert code == 1 and 'head.fc.weight is (2, ' in stderr and 'and (3, ' in stderr, stderr
+    assert 'new work dir' in stderr and 'load_from' in stderr, stderr
+    (work_dir / 'last_checkpoint').write_text(str(work_dir))
+    code, _, stderr = cli('tools/train.py', config, '--work-dir', work_dir, '--resume')
+    assert code == 1 and 'last_checkpoint names a folder' in stderr and 'epoch_2.pth' in stderr, stderr
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_9.pth'))
+    code, _, stderr = cli('tools/train.py', config, '--work-dir', work_dir, '--resume')
+    assert code == 1 and 'names a missing file' in stderr, stderr
+    assert (work_dir / 'epoch_2.pth').exists()  # nothing the user had is touched
+
+
+def test_resume_refuses_an_optimizer_state_of_another_optimizer(tiny_config, cli):
+    """Same model, another optimizer setup (the config's per-parameter groups dropped): one line before
+    training, not torch's error from inside Optimizer.load_state_dict."""
+    config, root = tiny_config
+    work_dir = root / 'resume_optim'
+    code, _, stderr = cli('tools/train.py', config, '--work-dir', work_dir, '--cfg-options', 'train_cfg.max_epochs=1')
+    assert code == 0, stderr
+    code, _, stderr = cli('tools/train.py', config, '--work-dir', work_dir, '--resume', '--cfg-options',
+                          'train_cfg.max_epochs=2', 'optim_wrapper.paramwise_cfg=None')
+    assert code == 1 and 'optimizer state has parameter groups' in stderr and 'new work dir' in stderr, stderr
+
+
+def test_stock_checkpoint_hook_removes_the_sidecars_of_the_checkpoints_it_deletes(tiny_config, cli):
+    """MMEngine's own CheckpointHook (max_keep_ckpts=1) deletes epoch_1.pth when it writes epoch_2.pth: with
+    mmcompact imported its .sha256 sidecar goes with it, so no orphan sidecars pile up."""
+    config, root = tiny_config
+    work_dir = root / 'stock_hook'
+    code, _, stderr = cli('tools/train.py', config, '--work-dir', work_dir, '--cfg-options',
+                          'default_hooks.checkpoint.type=CheckpointHook', 'default_hooks.checkpoint.interval=1',
+                          'default_hooks.checkpoint.max_keep_ckpts=1')
+    assert code == 0, stderr
+    names = sorted(p.name for p in work_dir.iterdir() if '.pth' in p.name)
+    assert names == ['epoch_2.pth', 'epoch_2.pth.sha256'], names

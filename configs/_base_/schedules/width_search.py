@@ -1,5 +1,5 @@
 # Block-wise distillation schedule shared by the structure study's width searches
-# (configs/structure/*_width_search.py add the teacher, blocks, widths and candidates).
+# (*_width_search.py configs add the teacher, blocks, widths and candidates).
 structure_search = dict(
     epochs=3,  # at most: each candidate stops once its held-out error stops improving
     plateau=dict(patience=1, min_delta=0.02),

@@ -1,4 +1,4 @@
 # Deploy form of ghostnetv3-1.6x: every re-parameterized conv is one conv with bias.
-# Loads (strictly) the checkpoints written by tools/fold.py from the training-form config.
+# Loads (strictly) the checkpoints written by tools/deployment/fold.py from the training-form config.
 _base_ = '../ghostnetv3-1.6x_8xb128_in1k.py'
 model = dict(backbone=dict(deploy=True))

@@ -1,6 +1,5 @@
 from .ghostnetv3 import GhostNetV3
-from .ghostnetv3_convert import (convert_and_verify_ghostnetv3, convert_ghostnetv3_state_dict,
-                                 load_ghostnetv3_source)
+from .ghostnetv3_convert import convert_and_verify_ghostnetv3, convert_ghostnetv3_state_dict, load_ghostnetv3_source
 from .reparameterized import build_reparameterized
 from .structured import build_structured_backbone
 

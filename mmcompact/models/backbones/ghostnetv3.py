@@ -19,8 +19,8 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...reparam import ConvBN, RepConvBN, reparameterize_model, set_moment_fusion
 from ...registry import MODELS
+from ...reparam import ConvBN, RepConvBN, reparameterize_model, set_moment_fusion
 from ...utils import make_divisible
 
 # [kernel, hidden, out, se_ratio, stride] per block, grouped into stages 0..8 (stage 9 is the 1x1 conv).
@@ -40,7 +40,7 @@ STEM_CHANNELS = 16
 LAST_CHANNELS = 960
 
 
-MIN_INPUT_SIZE = 33  # smallest size whose stride-32 maps the DFC attention can still pool
+MIN_INPUT_SIZE = 33  # smallest size whose stride-32 maps the DFC attention can still pool (stem stride 2)
 
 
 class SqueezeExcite(nn.Module):
@@ -196,6 +196,8 @@ class GhostNetV3(BaseModule):
         num_branches: kxk conv-BN branches of every re-parameterized conv (official: 3).
         extra_branches: the 1x1 scale and BN identity branches where the official code has them;
             ``num_branches=1, extra_branches=False`` is the plain (GhostNet-style) network, same deploy form.
+        stem_stride: 2 (official) or 1 for small images (e.g. 28-32 px Fashion-MNIST): every map is twice
+            as large, the output stride 16 instead of 32, and inputs from 17 px work.
         deploy: build the folded form directly, so folded checkpoints load strictly.
         moment_fusion: the fused training path of the 1x1 branches (``RepConvBN``): 'auto' (where it
             is faster), True or False. Same math either way.
@@ -204,7 +206,7 @@ class GhostNetV3(BaseModule):
     def __init__(self, widen_factor: float = 1.0, out_indices: Sequence[int] = (9, ),
                  frozen_stages: int = -1, norm_eval: bool = False, num_branches: int = 3,
                  extra_branches: bool = True, norm_cfg: dict = dict(type='BN'),
-                 act_cfg: dict = dict(type='ReLU', inplace=True),
+                 act_cfg: dict = dict(type='ReLU', inplace=True), stem_stride: int = 2,
                  deploy: bool = False, moment_fusion: Union[bool, str] = 'auto',
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
@@ -219,6 +221,8 @@ class GhostNetV3(BaseModule):
         if not isinstance(frozen_stages, int) or not isinstance(num_branches, int) or num_branches < 1:
             raise ValueError(f'frozen_stages must be an int and num_branches an int >= 1, got {frozen_stages!r} '
                              f'and {num_branches!r}')
+        if stem_stride not in (1, 2):
+            raise ValueError(f'stem_stride must be 1 or 2, got {stem_stride!r}')
         num_stages = len(GHOSTNETV3_ARCH) + 1
         bad = [i for i in out_indices if not -1 <= i < num_stages]
         if bad:
@@ -228,9 +232,10 @@ class GhostNetV3(BaseModule):
             raise ValueError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages}')
         self.widen_factor, self.out_indices = widen_factor, tuple(out_indices)
         self.frozen_stages, self.norm_eval = frozen_stages, norm_eval
+        self.min_input_size = MIN_INPUT_SIZE if stem_stride == 2 else (MIN_INPUT_SIZE + 1) // 2
 
         stem_channels = channels = make_divisible(STEM_CHANNELS * widen_factor)
-        self.stem = ConvBN(3, channels, 3, 2, norm_cfg=norm_cfg, act_cfg=act_cfg, deploy=deploy)
+        self.stem = ConvBN(3, channels, 3, stem_stride, norm_cfg=norm_cfg, act_cfg=act_cfg, deploy=deploy)
         self.stage_channels = []
         self.stages = nn.ModuleList()
         block_index = 0
@@ -255,9 +260,9 @@ class GhostNetV3(BaseModule):
         self._freeze_stages()
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        if x.dim() != 4 or x.shape[1] != 3 or min(x.shape[-2:]) < MIN_INPUT_SIZE:
-            raise ValueError(f'GhostNetV3 takes (N, 3, H, W) images with H, W >= {MIN_INPUT_SIZE} (its DFC '
-                             f'attention pools the stride-32 maps), got {tuple(x.shape)}: resize the input '
+        if x.dim() != 4 or x.shape[1] != 3 or min(x.shape[-2:]) < self.min_input_size:
+            raise ValueError(f'GhostNetV3 takes (N, 3, H, W) images with H, W >= {self.min_input_size} (its DFC '
+                             f'attention pools the last maps 2x2), got {tuple(x.shape)}: resize the input '
                              '(e.g. the pipeline\'s Resize/RandomResizedCrop scale)')
         x = self.stem(x)
         outs = [x] if -1 in self.out_indices else []

@@ -6,8 +6,8 @@ from typing import Dict, Optional, Sequence, Union
 
 from torch import nn
 
-from ...reparam import unfold_conv_bn_pairs, reparameterize_model
 from ...registry import MODELS
+from ...reparam import reparameterize_model, unfold_conv_bn_pairs
 
 
 class ReparameterizedInit:
@@ -70,7 +70,7 @@ def build_reparameterized(backbone: dict, num_branches: int = 3, scale_branch: b
 
     Returns the backbone itself (an instance of its class, with ``init_weights`` made re-parameterization
     aware by ``ReparameterizedInit``; same attributes, e.g. ``out_channels``), so a detector or
-    classifier config only wraps its backbone dict. ``reparameterize_model`` (tools/fold.py) folds it back
+    classifier config only wraps its backbone dict. ``reparameterize_model`` (tools/deployment/fold.py) folds it back
     into the original module types and state-dict keys: the deploy checkpoint loads into the plain
     backbone config, and ``deploy=True`` here builds exactly that plain backbone.
     ``include``/``exclude`` are fnmatch patterns on conv paths; ``input_shape`` is the probe input used to

@@ -19,7 +19,7 @@ def build_structured_backbone(backbone: dict, blocks: Dict[str, dict], deploy: b
     candidates' folded form, so a folded checkpoint loads strictly.
     """
     from ...utils import set_module
-    from ..blocks import Interface, build_candidate
+    from ..candidates import Interface, build_candidate
     model = MODELS.build(backbone)
     modules = dict(model.named_modules())
     for path, spec in blocks.items():

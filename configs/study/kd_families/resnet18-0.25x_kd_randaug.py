@@ -1,7 +1,0 @@
-# Re-param ResNet-18-0.25x + logit KD (resnet18-0.25x_kd.py) with the GhostNetV3 recipe's augmentation
-# (RandAugment + RandomErasing, configs/_base_/pipelines/recipe_randaug.py); teacher and student see the
-# same augmented batch.
-_base_ = ['./resnet18-0.25x_kd.py', '../../_base_/pipelines/recipe_randaug.py']
-train_dataloader = dict(dataset=dict(pipeline=[
-    dict(type='LoadImageFromFile'), dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    {{_base_.recipe_randaugment}}, {{_base_.recipe_random_erasing}}, dict(type='PackInputs')]))

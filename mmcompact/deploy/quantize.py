@@ -1,0 +1,255 @@
+"""Static INT8 quantization of a folded model's ONNX graph with onnxruntime, calibrated on images drawn
+through the config's own dataset and pipeline, evaluated through the MMEngine test loop with the config's
+own evaluator, and a per-layer sensitivity report (which layer's quantization costs the most).
+
+Inputs of every ONNX graph here are what the model's ``data_preprocessor`` produces: (N, 3, H, W) float32,
+normalized."""
+import copy
+import math
+import os
+import tempfile
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.model import BaseModel
+
+from ..utils import build_model
+
+CALIBRATION_METHODS = ('minmax', 'entropy', 'percentile')
+FORMATS = ('qdq', 'qoperator')
+QUANTIZED_OPS = ('Conv', 'Gemm', 'MatMul')
+
+
+class QuantizationError(ValueError):
+    """The model or the request cannot be quantized or evaluated as asked (one line, naming the fix)."""
+
+
+def _ort_quantization():
+    try:
+        from onnxruntime import quantization
+    except ImportError as err:
+        raise ImportError('INT8 quantization needs onnxruntime: pip install onnxruntime (or .[deploy])') from err
+    return quantization
+
+
+def preprocessed_batches(cfg: Config, num_images: int, batch_size: int = 32, seed: int = 0) -> List[np.ndarray]:
+    """``num_images`` training images (a fixed random subset, ``seed``) through the config's *test* pipeline
+    (no augmentation) and the model's ``data_preprocessor``: a list of (B, 3, H, W) float32 arrays, the
+    calibration set. QuantizationError when the training set is empty or smaller than ``num_images``."""
+    from mmengine.registry import DATASETS
+    if num_images < 1:
+        raise QuantizationError(f'--calib-num must be >= 1, got {num_images}')
+    preprocessor = data_preprocessor_of(cfg)  # (sets the config's default scope)
+    dataset_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
+    dataset_cfg.pipeline = copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
+    dataset = DATASETS.build(dataset_cfg)
+    if len(dataset) < num_images:
+        raise QuantizationError(f'the training set of the config holds {len(dataset)} images, fewer than '
+                                f'--calib-num {num_images}: lower --calib-num or check train_dataloader.dataset')
+    order = np.random.default_rng(seed).permutation(len(dataset))[:num_images]
+    batches = []
+    for start in range(0, num_images, batch_size):
+        samples = [dataset[int(i)] for i in order[start:start + batch_size]]
+        data = preprocessor(dict(inputs=[s['inputs'] for s in samples],
+                                 data_samples=[s['data_samples'] for s in samples]), False)
+        batches.append(data['inputs'].float().numpy())
+    return batches
+
+
+def data_preprocessor_of(cfg: Config) -> torch.nn.Module:
+    """The data preprocessor the config's model is built with (its defaults filled in by the model class)."""
+    return build_model(cfg).data_preprocessor
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over a list of batches (``get_next`` until None)."""
+
+    def __init__(self, input_name: str, batches: Sequence[np.ndarray]):
+        self.input_name, self.batches = input_name, list(batches)
+        self._iter: Optional[Iterator] = None
+        self.rewind()
+
+    def get_next(self) -> Optional[Dict[str, np.ndarray]]:
+        batch = next(self._iter, None)
+        return None if batch is None else {self.input_name: batch}
+
+    def rewind(self) -> None:
+        self._iter = iter(self.batches)
+
+
+def _input_name(onnx_path: str) -> str:
+    import onnx
+    graph = onnx.load(onnx_path, load_external_data=False).graph
+    initialisers = {i.name for i in graph.initializer}
+    return next(i.name for i in graph.input if i.name not in initialisers)
+
+
+def quantize_onnx(fp32_path: str, int8_path: str, batches: Sequence[np.ndarray], method: str = 'minmax',
+                  per_channel: bool = True, fmt: str = 'qdq', nodes: Optional[Sequence[str]] = None) -> str:
+    """Static INT8 quantization (int8 weights and activations) of ``fp32_path`` into ``int8_path``,
+    calibrated on ``batches`` with ``method`` (minmax, entropy or percentile), per-channel weights if
+    ``per_channel``, in ``fmt`` (qdq: QuantizeLinear/DequantizeLinear pairs, what TensorRT and most NPU
+    compilers read; qoperator: QLinearConv etc.). ``nodes``: quantize only these nodes (the sensitivity
+    report). Returns ``int8_path``."""
+    q = _ort_quantization()
+    if method not in CALIBRATION_METHODS:
+        raise QuantizationError(f'--calibrate {method!r}: choose one of {", ".join(CALIBRATION_METHODS)}')
+    if fmt not in FORMATS:
+        raise QuantizationError(f'--format {fmt!r}: choose one of {", ".join(FORMATS)}')
+    if not batches:
+        raise QuantizationError('no calibration data: --calib-num must select at least one image')
+    calibrate = {'minmax': q.CalibrationMethod.MinMax, 'entropy': q.CalibrationMethod.Entropy,
+                 'percentile': q.CalibrationMethod.Percentile}[method]
+    with tempfile.TemporaryDirectory() as tmp:  # onnxruntime writes its augmented calibration model here
+        q.quantize_static(
+            fp32_path, int8_path, _Reader(_input_name(fp32_path), batches),
+            quant_format=q.QuantFormat.QDQ if fmt == 'qdq' else q.QuantFormat.QOperator,
+            op_types_to_quantize=list(QUANTIZED_OPS), per_channel=per_channel,
+            activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8, calibrate_method=calibrate,
+            nodes_to_quantize=list(nodes) if nodes is not None else None,
+            extra_options=dict(ActivationSymmetric=False, WeightSymmetric=True),
+            calibration_cache_path=os.path.join(tmp, 'calibration'))
+    return int8_path
+
+
+class OnnxClassifier(BaseModel):
+    """An mmpretrain-style classifier whose network is an onnxruntime session: ``predict`` runs the
+    config's ``data_preprocessor``, the session (logits out) and returns the data samples with
+    ``pred_score`` / ``pred_label`` set as mmpretrain's ``ClsHead.predict`` does, so the config's own
+    evaluator (Accuracy, ...) scores it in the MMEngine test loop."""
+
+    def __init__(self, session, data_preprocessor: torch.nn.Module):
+        super().__init__(data_preprocessor=data_preprocessor)
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+
+    def forward(self, inputs: torch.Tensor, data_samples=None, mode: str = 'predict'):
+        if mode != 'predict':
+            raise QuantizationError(f'an ONNX model only predicts, mode {mode!r} asked')
+        logits = torch.from_numpy(self.session.run(None, {self.input_name: inputs.float().cpu().numpy()})[0])
+        scores = logits.softmax(dim=1)
+        labels = scores.argmax(dim=1, keepdim=True)
+        for sample, score, label in zip(data_samples, scores, labels):
+            sample.set_pred_score(score).set_pred_label(label)
+        return data_samples
+
+
+def evaluate_onnx(cfg: Config, onnx_path: str, work_dir: str, threads: int = 0,
+                  max_images: Optional[int] = None) -> Dict[str, float]:
+    """The config's test metrics of the ONNX model ``onnx_path`` (a classifier's logits graph): the config's
+    test dataloader (its first ``max_images`` images if given) and evaluator in MMEngine's test loop.
+    QuantizationError for models whose predictions cannot be made from the ONNX outputs (detectors: their
+    decoding and NMS are not in the graph)."""
+    from mmengine.runner import Runner
+
+    from .onnx import onnx_session
+    check_evaluable(cfg)
+    cfg = copy.deepcopy(cfg)
+    if max_images is not None:
+        cfg.test_dataloader.dataset.indices = max_images
+    model = OnnxClassifier(onnx_session(onnx_path, threads), data_preprocessor_of(cfg))
+    runner = Runner(model=model, work_dir=work_dir, test_dataloader=cfg.test_dataloader,
+                    test_cfg=dict(type='TestLoop'), test_evaluator=cfg.test_evaluator,
+                    default_scope=cfg.get('default_scope', 'mmengine'), env_cfg=dict(cudnn_benchmark=False),
+                    log_level='WARNING', experiment_name=f'onnx_eval_{os.path.basename(onnx_path)}')
+    return runner.test()
+
+
+def check_evaluable(cfg: Config) -> None:
+    """QuantizationError unless ``evaluate_onnx`` can score the config's model from its ONNX outputs."""
+    if cfg.model.get('type') not in ('ImageClassifier', 'mmpretrain.ImageClassifier'):
+        raise QuantizationError(f"model.type {cfg.model.get('type')!r}: INT8 evaluation from ONNX outputs runs for "
+                                "mmpretrain ImageClassifier models (a detector's decoding and NMS are not in its "
+                                'ONNX graph); pass --no-eval to write the INT8 model only')
+
+
+def sqnr_db(reference: np.ndarray, approximation: np.ndarray) -> float:
+    """Signal-to-quantization-noise ratio in dB: 10 log10(sum(ref^2) / sum((ref - approx)^2)); inf if equal."""
+    noise = float(np.sum((reference.astype(np.float64) - approximation) ** 2))
+    signal = float(np.sum(reference.astype(np.float64) ** 2))
+    return math.inf if noise == 0 else 10 * math.log10(max(signal, 1e-30) / noise)
+
+
+def layer_sensitivity(fp32_path: str, batches: Sequence[np.ndarray], method: str = 'minmax',
+                      per_channel: bool = True, fmt: str = 'qdq', threads: int = 0) -> List[dict]:
+    """Per quantizable node (Conv / Gemm / MatMul, graph order): its weight range, the range of its input
+    activation over ``batches`` (the calibration set), and the SQNR (dB) of the model's output when only
+    that node is quantized (INT8 weights and input), on ``batches``. Lower SQNR = more sensitive."""
+    import onnx
+
+    from .onnx import onnx_session
+    model = onnx.load(fp32_path)
+    weights = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    nodes = [n for n in model.graph.node if n.op_type in QUANTIZED_OPS]
+    if not nodes:
+        raise QuantizationError(f'{fp32_path} has no Conv / Gemm / MatMul node to quantize')
+    input_name = _input_name(fp32_path)
+    session = onnx_session(fp32_path, threads)
+    reference = [session.run(None, {input_name: b})[0] for b in batches]
+    ranges = _activation_ranges(model, [n.input[0] for n in nodes], input_name, batches, threads)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for node in nodes:
+            path = quantize_onnx(fp32_path, os.path.join(tmp, 'one.onnx'), batches, method, per_channel, fmt,
+                                 nodes=[node.name])
+            one = onnx_session(path, threads)
+            got = np.concatenate([one.run(None, {input_name: b})[0] for b in batches])
+            weight = weights.get(node.input[1]) if len(node.input) > 1 else None
+            rows.append(dict(
+                node=node.name, op=node.op_type,
+                weight_min=float(weight.min()) if weight is not None else math.nan,
+                weight_max=float(weight.max()) if weight is not None else math.nan,
+                act_min=ranges[node.input[0]][0], act_max=ranges[node.input[0]][1],
+                sqnr_db=sqnr_db(np.concatenate(reference), got)))
+    return rows
+
+
+def _activation_ranges(model, tensors: Sequence[str], input_name: str, batches: Sequence[np.ndarray],
+                       threads: int) -> Dict[str, tuple]:
+    """(min, max) of each named tensor over ``batches``: the graph with those tensors made outputs, run."""
+    import onnx
+
+    from .onnx import onnx_session
+    probe = copy.deepcopy(model)
+    known = {o.name for o in probe.graph.output}
+    for name in dict.fromkeys(tensors):
+        if name not in known:
+            probe.graph.output.append(onnx.ValueInfoProto(name=name))
+    session = onnx_session(probe.SerializeToString(), threads)
+    names = [o.name for o in session.get_outputs()]
+    ranges = {name: (math.inf, -math.inf) for name in tensors}
+    for batch in batches:
+        for name, value in zip(names, session.run(None, {input_name: batch})):
+            if name in ranges:
+                low, high = ranges[name]
+                ranges[name] = (min(low, float(value.min())), max(high, float(value.max())))
+    return ranges
+
+
+def fp32_onnx_of(cfg: Config, checkpoint: Optional[str], path: str, input_shape: Sequence[int],
+                 tolerance: float = 1e-4) -> dict:
+    """Fold the config's model (``checkpoint`` loaded; training form or folded) with the equivalence check,
+    export it checked against onnxruntime at batch 1 and 2, and write it to ``path`` pre-processed for
+    quantization (onnxruntime's ``quant_pre_process``: shape inference and graph optimisation, so every node
+    the quantizer and the sensitivity report name is the node that runs). Returns the fold check."""
+    from ..checkpoint import check_checkpoint_fits, checkpoint_weights, safe_load
+    from ..utils import random_inputs
+    from .fold import fold_checked
+    from .onnx import export_checked
+    model = build_model(cfg)
+    if checkpoint is not None:
+        saved = safe_load(checkpoint, 'cpu')
+        check_checkpoint_fits(model.state_dict().keys(), saved, checkpoint, 'CHECKPOINT')
+        model.load_state_dict(checkpoint_weights(saved))
+    model.eval()
+    example = random_inputs((1, *input_shape))
+    folded, check = fold_checked(model, example, tolerance, '--tolerance', fuse_conv_bn=True)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    with tempfile.TemporaryDirectory() as tmp:
+        exported = os.path.join(tmp, 'exported.onnx')
+        export_checked(folded, example, exported, [example, random_inputs((2, *input_shape), seed=2)])
+        quant_pre_process(exported, os.path.join(tmp, 'pre.onnx'))
+        os.replace(os.path.join(tmp, 'pre.onnx'), path)
+    return check

@@ -1,0 +1,140 @@
+"""Does re-parameterization make a folded student less quantization-friendly? INT8 drop of the recipe study's
+Fashion-MNIST students (plain, re-param, re-param + KD: one deploy network), per seed and calibration method.
+
+    python projects/studies/int8_study.py [--recipe-dir work_dirs/fashion_mnist_recipe] [--seeds 0 1 2]
+        [--variants plain re-param "re-param + KD"] [--methods minmax entropy percentile] [--calib-num 256]
+        [--work-dir work_dirs/fashion_mnist_int8]
+
+Every quantization is one `tools/deployment/quantize.py` run (per-channel weights, QDQ, the full 10,000-image
+test set); a finished one (its quantize.json) is reused, so re-running continues the study. A distilled run's
+student is exported first (`tools/deployment/export_student.py`). Writes results.md and results.json: FP32 and
+INT8 top-1 and the drop, mean with 95% CI over seeds, and the drop of each re-parameterized variant against the
+plain one, paired by seed.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+STUDENT = os.path.join(ROOT, 'configs', 'fashion_mnist', 'resnet18-0.25x-reparam_1xb128_fashion-mnist.py')
+KD = os.path.join(ROOT, 'configs', 'fashion_mnist', 'resnet18-0.25x-reparam_resnet18_1xb128_fashion-mnist_kd.py')
+METRIC = 'accuracy/top1'
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--recipe-dir', default='work_dirs/fashion_mnist_recipe',
+                        help='the work dir of projects/studies/recipe_study.py --task fmnist')
+    parser.add_argument('--work-dir', default='work_dirs/fashion_mnist_int8')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--variants', nargs='+', default=['plain', 're-param', 're-param + KD'])
+    parser.add_argument('--methods', nargs='+', default=['minmax', 'entropy', 'percentile'],
+                        choices=['minmax', 'entropy', 'percentile'])
+    parser.add_argument('--calib-num', type=int, default=256)
+    return parser.parse_args(argv)
+
+
+def folder_name(variant: str) -> str:
+    """The run folder of a variant, as recipe_study.py names it ('re-param + KD' -> 're_param_kd')."""
+    return re.sub(r'[^a-z0-9]+', '_', variant.lower()).strip('_')
+
+
+def student_checkpoint(args, variant: str, seed: int, log: str) -> tuple:
+    """(config, checkpoint, --cfg-options) of one trained student; a distilled run's student is exported."""
+    from mmcompact.cli import run_tool
+    run_dir = os.path.join(os.path.abspath(args.recipe_dir), folder_name(variant), f'seed{seed}')
+    pointer = os.path.join(run_dir, 'last_checkpoint')
+    if not os.path.isfile(os.path.join(run_dir, 'train_finished.json')) or not os.path.isfile(pointer):
+        raise FileNotFoundError(f'{run_dir} holds no finished run: run the recipe study for {variant} seed {seed}')
+    with open(pointer) as f:
+        checkpoint = f.read().strip()
+    if variant == 'plain':
+        return STUDENT, checkpoint, ['model.backbone.deploy=True']
+    if 'KD' not in variant:
+        return STUDENT, checkpoint, []
+    out = os.path.join(os.path.abspath(args.work_dir), 'students', f'kd_seed{seed}')
+    if not os.path.isfile(os.path.join(out, 'student.pth')):
+        if run_tool(os.path.join(ROOT, 'tools', 'deployment', 'export_student.py'),
+                    [KD, checkpoint, out, '--shape', 32, 32, '--force'], log=log):
+            raise RuntimeError(f'exporting the student of {checkpoint} failed: see {log}')
+    return STUDENT, os.path.join(out, 'student.pth'), []
+
+
+def quantized(args, variant: str, seed: int, method: str, log: str) -> dict:
+    """quantize.json of one (variant, seed, method), run unless there."""
+    from mmcompact.cli import run_tool
+    out = os.path.join(os.path.abspath(args.work_dir), folder_name(variant), f'seed{seed}', method)
+    summary = os.path.join(out, 'quantize.json')
+    if not os.path.isfile(summary):
+        config, checkpoint, options = student_checkpoint(args, variant, seed, log)
+        argv = [config, checkpoint, out, '--shape', 32, 32, '--calib-num', args.calib_num, '--calibrate', method,
+                '--per-channel', '--force'] + (['--cfg-options', *options] if options else [])
+        if run_tool(os.path.join(ROOT, 'tools', 'deployment', 'quantize.py'), argv, log=log, threads=1):
+            raise RuntimeError(f'quantize.py failed for {variant} seed {seed} {method}: see {log}')
+    with open(summary) as f:
+        return json.load(f)
+
+
+def report(args, runs: dict) -> str:
+    """results.md / results.json: per variant and method, FP32, INT8 and drop (mean +- 95% CI), and the drop
+    of every other variant against the plain one, paired by seed."""
+    from mmcompact.analysis import mean_ci, paired_diff
+    from mmcompact.checkpoint import atomic_file
+    lines = ['| variant | calibration | n | FP32 top-1 | INT8 top-1 | drop (FP32 - INT8) | drop vs plain, paired |',
+             '|---|---|---|---|---|---|---|']
+    summary = {}
+    for variant in args.variants:
+        for method in args.methods:
+            seeds = {s: r for (v, s, m), r in runs.items() if v == variant and m == method}
+            if not seeds:
+                continue
+            fp32 = [r['metrics']['FP32'][METRIC] for r in seeds.values()]
+            int8 = [r['metrics']['INT8'][METRIC] for r in seeds.values()]
+            drops = {s: r['metrics']['FP32'][METRIC] - r['metrics']['INT8'][METRIC] for s, r in seeds.items()}
+            plain = {s: r['metrics']['FP32'][METRIC] - r['metrics']['INT8'][METRIC]
+                     for (v, s, m), r in runs.items() if v == 'plain' and m == method}
+            versus = ''
+            if variant != 'plain' and len(set(drops) & set(plain)) > 1:
+                mean, half, p, pairs = paired_diff(drops, plain)
+                versus = f'{mean:+.2f} +- {half:.2f} ({pairs} pairs, p {p:.3g})'
+            cells = [mean_ci(fp32), mean_ci(int8), mean_ci(list(drops.values()))]
+            lines.append(f'| {variant} | {method} | {len(seeds)} | '
+                         + ' | '.join(f'{m:.2f} +- {h:.2f}' for m, h in cells) + f' | {versus} |')
+            summary[f'{variant}/{method}'] = dict(seeds={str(s): d for s, d in drops.items()}, fp32=fp32, int8=int8)
+    table = '\n'.join(lines)
+    with atomic_file(os.path.join(args.work_dir, 'results.json'), 'w') as f:
+        json.dump(summary, f, indent=1)
+    with atomic_file(os.path.join(args.work_dir, 'results.md'), 'w') as f:
+        f.write(f'# INT8 study (Fashion-MNIST ResNet-18-0.25x students, seeds {args.seeds}, {args.calib_num} '
+                f'calibration images, per-channel weights, QDQ)\n\n{table}\n\nCommand: python '
+                f'projects/studies/int8_study.py {" ".join(sys.argv[1:])}\n')
+    return table
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from tqdm import tqdm
+
+    import mmcompact  # noqa: F401
+    os.makedirs(args.work_dir, exist_ok=True)
+    log = os.path.join(os.path.abspath(args.work_dir), 'study.log')
+    jobs = [(v, s, m) for s in args.seeds for v in args.variants for m in args.methods]
+    runs, failures = {}, []
+    for job in tqdm(jobs, desc='int8 study', unit='model'):
+        try:
+            runs[job] = quantized(args, *job, log)
+        except (FileNotFoundError, RuntimeError) as err:
+            failures.append(str(err))
+        if runs:
+            report(args, runs)
+    print(report(args, runs) if runs else 'no finished quantization')
+    for failure in failures:
+        print(f'error: {failure}', file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
