@@ -8,7 +8,7 @@ import copy
 import math
 import os
 import tempfile
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -34,10 +34,12 @@ def _ort_quantization():
     return quantization
 
 
-def preprocessed_batches(cfg: Config, num_images: int, batch_size: int = 32, seed: int = 0) -> List[np.ndarray]:
+def preprocessed_batches(cfg: Config, num_images: int, batch_size: int = 32, seed: int = 0,
+                         pad_to: Optional[Sequence[int]] = None) -> List[np.ndarray]:
     """``num_images`` training images (a fixed random subset, ``seed``) through the config's *test* pipeline
     (no augmentation) and the model's ``data_preprocessor``: a list of (B, 3, H, W) float32 arrays, the
-    calibration set. QuantizationError when the training set is empty or smaller than ``num_images``."""
+    calibration set; zero-padded at the bottom and right to ``pad_to`` (H, W) if given (see ``pad_batch``).
+    QuantizationError when the training set is empty or smaller than ``num_images``."""
     from mmengine.registry import DATASETS
     if num_images < 1:
         raise QuantizationError(f'--calib-num must be >= 1, got {num_images}')
@@ -54,8 +56,20 @@ def preprocessed_batches(cfg: Config, num_images: int, batch_size: int = 32, see
         samples = [dataset[int(i)] for i in order[start:start + batch_size]]
         data = preprocessor(dict(inputs=[s['inputs'] for s in samples],
                                  data_samples=[s['data_samples'] for s in samples]), False)
-        batches.append(data['inputs'].float().numpy())
+        inputs = data['inputs'].float()
+        batches.append((pad_batch(inputs, pad_to) if pad_to is not None else inputs).numpy())
     return batches
+
+
+def pad_batch(inputs: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """(N, C, h, w) zero-padded at the bottom and right to (N, C, H, W), ``size`` = (H, W): what mmdet's
+    ``DetDataPreprocessor`` does to every batch (to its largest image), so a detector's predictions on the
+    original pixels do not change. QuantizationError naming both sizes when the batch is larger."""
+    h, w = inputs.shape[2:]
+    if h > size[0] or w > size[1]:
+        raise QuantizationError(f'a preprocessed batch is {h}x{w} (H x W), larger than the ONNX input '
+                                f'{size[0]}x{size[1]}: pass --shape with at least the largest test image size')
+    return torch.nn.functional.pad(inputs, (0, size[1] - w, 0, size[0] - h))
 
 
 def data_preprocessor_of(cfg: Config) -> torch.nn.Module:
@@ -86,6 +100,13 @@ def _input_name(onnx_path: str) -> str:
     return next(i.name for i in graph.input if i.name not in initialisers)
 
 
+def _input_hw(onnx_path: str) -> tuple:
+    import onnx
+    graph = onnx.load(onnx_path, load_external_data=False).graph
+    value = next(i for i in graph.input if i.name == _input_name(onnx_path))
+    return tuple(d.dim_value or d.dim_param for d in value.type.tensor_type.shape.dim[2:])
+
+
 def quantize_onnx(fp32_path: str, int8_path: str, batches: Sequence[np.ndarray], method: str = 'minmax',
                   per_channel: bool = True, fmt: str = 'qdq', nodes: Optional[Sequence[str]] = None) -> str:
     """Static INT8 quantization (int8 weights and activations) of ``fp32_path`` into ``int8_path``,
@@ -100,6 +121,11 @@ def quantize_onnx(fp32_path: str, int8_path: str, batches: Sequence[np.ndarray],
         raise QuantizationError(f'--format {fmt!r}: choose one of {", ".join(FORMATS)}')
     if not batches:
         raise QuantizationError('no calibration data: --calib-num must select at least one image')
+    expected = _input_hw(fp32_path)
+    if any(tuple(b.shape[2:]) != expected for b in batches):
+        got = next(tuple(b.shape[2:]) for b in batches if tuple(b.shape[2:]) != expected)
+        raise QuantizationError(f'a calibration batch is {got} (H, W), the ONNX input {expected}: pass --shape '
+                                f'{got[0]} {got[1]} (the size the config\'s test pipeline produces)')
     calibrate = {'minmax': q.CalibrationMethod.MinMax, 'entropy': q.CalibrationMethod.Entropy,
                  'percentile': q.CalibrationMethod.Percentile}[method]
     with tempfile.TemporaryDirectory() as tmp:  # onnxruntime writes its augmented calibration model here
@@ -114,42 +140,80 @@ def quantize_onnx(fp32_path: str, int8_path: str, batches: Sequence[np.ndarray],
     return int8_path
 
 
-class OnnxClassifier(BaseModel):
-    """An mmpretrain-style classifier whose network is an onnxruntime session: ``predict`` runs the
-    config's ``data_preprocessor``, the session (logits out) and returns the data samples with
-    ``pred_score`` / ``pred_label`` set as mmpretrain's ``ClsHead.predict`` does, so the config's own
-    evaluator (Accuracy, ...) scores it in the MMEngine test loop."""
+class OnnxModel(BaseModel):
+    """A model whose network is an onnxruntime session, for MMEngine's test loop: ``predict`` runs the
+    config's ``data_preprocessor``, the session, then ``decode(outputs, data_samples)`` (the PyTorch model's
+    own post-processing), so the config's own evaluator scores it. The session's input must have the shape
+    of the preprocessed batch (the export's ``--shape``), or, with ``pad`` (detectors), at least that size:
+    the batch is then zero-padded to it (``pad_batch``); QuantizationError naming both otherwise."""
 
-    def __init__(self, session, data_preprocessor: torch.nn.Module):
+    def __init__(self, session, data_preprocessor: torch.nn.Module, decode: Callable, pad: bool = False):
         super().__init__(data_preprocessor=data_preprocessor)
-        self.session = session
+        self.session, self.decode, self.pad = session, decode, pad
         self.input_name = session.get_inputs()[0].name
+        self.input_hw = tuple(session.get_inputs()[0].shape[2:])
 
     def forward(self, inputs: torch.Tensor, data_samples=None, mode: str = 'predict'):
         if mode != 'predict':
             raise QuantizationError(f'an ONNX model only predicts, mode {mode!r} asked')
-        logits = torch.from_numpy(self.session.run(None, {self.input_name: inputs.float().cpu().numpy()})[0])
-        scores = logits.softmax(dim=1)
-        labels = scores.argmax(dim=1, keepdim=True)
-        for sample, score, label in zip(data_samples, scores, labels):
+        if self.pad:
+            inputs = pad_batch(inputs, self.input_hw)
+            for sample in data_samples:
+                sample.set_metainfo(dict(batch_input_shape=self.input_hw))
+        elif tuple(inputs.shape[2:]) != self.input_hw:
+            raise QuantizationError(f'the preprocessed test batch is {tuple(inputs.shape[2:])} (H, W), the ONNX '
+                                    f'input {self.input_hw}: pass --shape {inputs.shape[2]} {inputs.shape[3]}')
+        outputs = [torch.from_numpy(o) for o in self.session.run(None, {self.input_name: inputs.float().numpy()})]
+        return self.decode(outputs, data_samples)
+
+
+def classifier_decoder() -> Callable:
+    """Logits (N, classes) -> data samples with ``pred_score`` / ``pred_label``, as mmpretrain's
+    ``ClsHead.predict`` sets them."""
+    def decode(outputs: List[torch.Tensor], data_samples):
+        scores = outputs[0].softmax(dim=1)
+        for sample, score, label in zip(data_samples, scores, scores.argmax(dim=1, keepdim=True)):
             sample.set_pred_score(score).set_pred_label(label)
         return data_samples
+    return decode
+
+
+def detector_decoder(detector: torch.nn.Module) -> Callable:
+    """A single-stage mmdet detector's head outputs, flattened level by level (cls scores of every level,
+    then box deltas, then e.g. centerness: what ``FlatTensorOutputs`` exports) -> data samples with
+    ``pred_instances``, through the detector's own ``bbox_head.predict_by_feat`` (anchors, box decoding,
+    score threshold, NMS of its ``test_cfg``) and ``add_pred_to_datasample``, rescaled to the original image."""
+    num_levels = len(detector.bbox_head.prior_generator.strides)
+
+    def decode(outputs: List[torch.Tensor], data_samples):
+        groups = [outputs[i:i + num_levels] for i in range(0, len(outputs), num_levels)]
+        with torch.no_grad():
+            results = detector.bbox_head.predict_by_feat(
+                *groups, batch_img_metas=[s.metainfo for s in data_samples], rescale=True)
+        return detector.add_pred_to_datasample(data_samples, results)
+    return decode
+
+
+def onnx_model(cfg: Config, session) -> OnnxModel:
+    """The ``OnnxModel`` that scores the config's model from ``session``'s outputs (``check_evaluable``)."""
+    model = build_model(cfg).eval()
+    if check_evaluable(cfg) == 'classifier':
+        return OnnxModel(session, model.data_preprocessor, classifier_decoder())
+    return OnnxModel(session, model.data_preprocessor, detector_decoder(model), pad=True)
 
 
 def evaluate_onnx(cfg: Config, onnx_path: str, work_dir: str, threads: int = 0,
                   max_images: Optional[int] = None) -> Dict[str, float]:
-    """The config's test metrics of the ONNX model ``onnx_path`` (a classifier's logits graph): the config's
-    test dataloader (its first ``max_images`` images if given) and evaluator in MMEngine's test loop.
-    QuantizationError for models whose predictions cannot be made from the ONNX outputs (detectors: their
-    decoding and NMS are not in the graph)."""
+    """The config's test metrics of the ONNX model ``onnx_path`` (what ``FlatTensorOutputs`` exports: a
+    classifier's logits, a single-stage detector's head outputs): the config's test dataloader (its first
+    ``max_images`` images if given) and evaluator in MMEngine's test loop."""
     from mmengine.runner import Runner
 
     from .onnx import onnx_session
-    check_evaluable(cfg)
     cfg = copy.deepcopy(cfg)
     if max_images is not None:
         cfg.test_dataloader.dataset.indices = max_images
-    model = OnnxClassifier(onnx_session(onnx_path, threads), data_preprocessor_of(cfg))
+    model = onnx_model(cfg, onnx_session(onnx_path, threads))
     runner = Runner(model=model, work_dir=work_dir, test_dataloader=cfg.test_dataloader,
                     test_cfg=dict(type='TestLoop'), test_evaluator=cfg.test_evaluator,
                     default_scope=cfg.get('default_scope', 'mmengine'), env_cfg=dict(cudnn_benchmark=False),
@@ -157,12 +221,23 @@ def evaluate_onnx(cfg: Config, onnx_path: str, work_dir: str, threads: int = 0,
     return runner.test()
 
 
-def check_evaluable(cfg: Config) -> None:
-    """QuantizationError unless ``evaluate_onnx`` can score the config's model from its ONNX outputs."""
-    if cfg.model.get('type') not in ('ImageClassifier', 'mmpretrain.ImageClassifier'):
-        raise QuantizationError(f"model.type {cfg.model.get('type')!r}: INT8 evaluation from ONNX outputs runs for "
-                                "mmpretrain ImageClassifier models (a detector's decoding and NMS are not in its "
-                                'ONNX graph); pass --no-eval to write the INT8 model only')
+def is_classifier(cfg: Config) -> bool:
+    """Whether the config's model is an mmpretrain ``ImageClassifier`` (its ONNX output: the logits)."""
+    return cfg.model.get('type', '').split('.')[-1] == 'ImageClassifier'
+
+
+def check_evaluable(cfg: Config) -> str:
+    """'classifier' or 'detector': how ``evaluate_onnx`` decodes the config's model from its ONNX outputs
+    (a detector: a single-stage one, ``model.bbox_head`` and no ``model.roi_head``); QuantizationError for
+    models whose predictions need more than the exported tensors (two-stage detectors: their RoI stage runs
+    on proposals, not in the graph)."""
+    if is_classifier(cfg):
+        return 'classifier'
+    if 'bbox_head' in cfg.model and 'roi_head' not in cfg.model:
+        return 'detector'
+    raise QuantizationError(f"model.type {cfg.model.get('type')!r}: INT8 evaluation from ONNX outputs runs for "
+                            'mmpretrain ImageClassifier models and single-stage mmdet detectors (model.bbox_head, '
+                            'no roi_head: RetinaNet, FCOS, ATSS, ...); pass --no-eval to write the INT8 model only')
 
 
 def sqnr_db(reference: np.ndarray, approximation: np.ndarray) -> float:

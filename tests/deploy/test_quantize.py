@@ -1,13 +1,13 @@
 """tools/deployment/quantize.py on a tiny image-folder classifier: fold -> ONNX -> static INT8, both evaluated
 with the config's evaluator in the MMEngine test loop, sizes and latency, the per-layer sensitivity report;
 and its one-line refusals."""
+import copy
 import json
-import os
 
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, make_image_folder
+from conftest import ROOT, make_image_folder, match_detections, randomize_bn
 
 CONFIG = '''
 _base_ = ['{root}/configs/fashion_mnist/resnet18-0.25x-reparam_1xb128_fashion-mnist.py']
@@ -72,9 +72,13 @@ def test_quantize_refuses_bad_input_in_one_line(tiny_classifier, cli):
     code, _, stderr = cli('tools/deployment/quantize.py', config, checkpoint, root / 'big', '--shape', 32, 32,
                           '--calib-num', 1000)
     assert code == 1 and 'fewer than --calib-num 1000' in stderr and len(stderr.strip().splitlines()) == 1, stderr
-    detector = os.path.join(ROOT, 'configs', 'demo', 'student_retinanet_ghostnetv3-0.5x_synthetic.py')
-    code, _, stderr = cli('tools/deployment/quantize.py', detector, checkpoint, root / 'det', '--shape', 64, 64)
-    assert code == 1 and 'ImageClassifier' in stderr and '--no-eval' in stderr, stderr
+    code, _, stderr = cli('tools/deployment/quantize.py', config, checkpoint, root / 'shape', '--shape', 48, 48,
+                          '--calib-num', 4)
+    assert code == 1 and 'pass --shape 32 32' in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    two_stage = root / 'faster.py'
+    two_stage.write_text("_base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py']\n")
+    code, _, stderr = cli('tools/deployment/quantize.py', two_stage, checkpoint, root / 'det', '--shape', 64, 64)
+    assert code == 1 and 'single-stage' in stderr and '--no-eval' in stderr, stderr
     code, _, stderr = cli('tools/deployment/quantize.py', config, root / 'nothing.pth', root / 'none', '--shape', 32,
                           32)
     assert code == 1 and 'nothing.pth' in stderr and len(stderr.strip().splitlines()) == 1, stderr
@@ -85,3 +89,72 @@ def test_sqnr_is_infinite_for_equal_outputs_and_falls_with_noise():
     x = np.random.default_rng(0).normal(size=1000)
     assert sqnr_db(x, x) == float('inf')
     assert 19 < sqnr_db(x, x + 0.1 * np.random.default_rng(1).normal(size=1000)) < 21  # 10 log10(1 / 0.01)
+
+
+DETECTOR = """
+_base_ = ['{root}/configs/demo/student_retinanet_ghostnetv3-0.5x_synthetic.py']
+data_root = '{data}/'
+model = dict(test_cfg=dict(score_thr=0.0))  # random weights score every anchor about 0.01 (the focal-loss prior)
+train_dataloader = dict(dataset=dict(data_root=data_root))
+val_dataloader = dict(batch_size=2, dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+test_evaluator = val_evaluator
+"""
+
+
+def _tiny_detector(root, size_range):
+    """(config, checkpoint) of the demo's RetinaNet student with random weights, on synthetic COCO images."""
+    from mmcompact.data import make_coco_detection
+    from mmcompact.utils import build_model, load_config
+    make_coco_detection(str(root / 'coco'), num_train=6, num_val=4, num_classes=3, size_range=size_range)
+    config = root / 'det.py'
+    config.write_text(DETECTOR.format(root=ROOT, data=root / 'coco'))
+    model = build_model(load_config(str(config)))
+    model.init_weights()
+    torch.save(dict(state_dict=randomize_bn(model).state_dict(), meta=dict()), root / 'det.pth')
+    return config, root / 'det.pth'
+
+
+def test_a_detector_onnx_model_predicts_the_boxes_of_the_folded_pytorch_detector(tmp_path):
+    """The ONNX head outputs decoded by the detector's own bbox_head give the folded PyTorch detector's boxes."""
+    from mmengine.runner import Runner
+
+    from mmcompact.deploy import check_evaluable, fold_checked, fp32_onnx_of, onnx_model, onnx_session
+    from mmcompact.utils import build_model, load_config
+    config, checkpoint = _tiny_detector(tmp_path, (128, 128))  # 160x160 after the test pipeline
+    cfg = load_config(str(config))
+    assert check_evaluable(cfg) == 'detector'
+    fp32_onnx_of(cfg, str(checkpoint), str(tmp_path / 'fp32.onnx'), (3, 160, 160))
+    model = build_model(cfg)
+    model.load_state_dict(torch.load(checkpoint, weights_only=True)['state_dict'])
+    folded, _ = fold_checked(model.eval(), torch.randn(1, 3, 160, 160), 1e-4, '--tolerance', fuse_conv_bn=True)
+    batch = next(iter(Runner.build_dataloader(cfg.test_dataloader)))
+    with torch.no_grad():
+        expected = folded.test_step(copy.deepcopy(batch))
+        got = onnx_model(cfg, onnx_session(str(tmp_path / 'fp32.onnx'))).test_step(copy.deepcopy(batch))
+    for reference, candidate in zip(expected, got):
+        match = match_detections(reference, candidate)
+        assert match['reference'] == match['candidate'] == match['matched'] > 0, match
+        assert match['max_score_diff'] < 1e-4
+
+
+def test_quantize_scores_a_detector_with_coco_map_on_images_of_varying_size(tmp_path, cli):
+    config, checkpoint = _tiny_detector(tmp_path, (96, 128))  # up to 160x160 after resizing and padding
+    out = tmp_path / 'int8'
+    code, stdout, stderr = cli('tools/deployment/quantize.py', config, checkpoint, out, '--shape', 160, 160,
+                               '--calib-num', 4, '--per-channel', '--iters', 2)
+    assert code == 0, stderr
+    summary = json.loads((out / 'quantize.json').read_text())
+    for name in ('FP32', 'INT8'):
+        assert 0 <= summary['metrics'][name]['coco/bbox_mAP'] <= 1
+    assert 'coco/bbox_mAP' in stdout and summary['size_mb']['INT8'] < summary['size_mb']['FP32'] / 2
+
+
+def test_pad_batch_pads_bottom_right_with_zeros_and_refuses_larger_batches():
+    from mmcompact.deploy import QuantizationError, pad_batch
+    x = torch.ones(2, 3, 5, 7)
+    padded = pad_batch(x, (8, 8))
+    assert padded.shape == (2, 3, 8, 8) and torch.equal(padded[:, :, :5, :7], x) and padded.sum() == x.sum()
+    with pytest.raises(QuantizationError, match='5x7 .* larger than the ONNX input 4x8'):
+        pad_batch(x, (4, 8))

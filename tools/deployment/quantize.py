@@ -1,4 +1,4 @@
-"""Quantize a classifier to static INT8 ONNX and measure what it loses: metric, size and CPU latency, FP32 vs INT8.
+"""Quantize a classifier or single-stage detector to static INT8 ONNX: metric, size and CPU latency, FP32 vs INT8.
 
     python tools/deployment/quantize.py CONFIG CHECKPOINT OUT_DIR [--calib-num 256]
         [--calibrate minmax|entropy|percentile] [--per-channel] [--format qdq|qoperator] [--shape 32 32]
@@ -8,8 +8,10 @@ CHECKPOINT (training form or folded) is folded with the equivalence check and ex
 checked in onnxruntime), then quantized with onnxruntime's quantize_static (int8 weights and activations),
 calibrated on --calib-num training images through the config's test pipeline and data preprocessor
 (OUT_DIR/int8.onnx). Both are evaluated on the config's test set with the config's evaluator in the MMEngine
-test loop. --sensitivity adds the per-layer report (OUT_DIR/sensitivity.md and .png): each layer's weight and
-input ranges and the output SQNR when only that layer is quantized.
+test loop: a detector's boxes are decoded from the ONNX head outputs by its own bbox_head, so --shape must be
+the preprocessed test image size (e.g. 160 160 for the demo's detectors). --sensitivity adds the per-layer
+report (OUT_DIR/sensitivity.md and .png): each layer's weight and input ranges and the output SQNR when only
+that layer is quantized.
 """
 import argparse
 import json
@@ -53,8 +55,8 @@ def main(argv=None) -> int:
     from mmcompact.analysis import format_table
     from mmcompact.checkpoint import CheckpointLoadError
     from mmcompact.deploy import (FoldMismatchError, OnnxMismatchError, QuantizationError, check_evaluable,
-                                  evaluate_onnx, fp32_onnx_of, layer_sensitivity, onnx_latency, preprocessed_batches,
-                                  quantize_onnx)
+                                  evaluate_onnx, fp32_onnx_of, is_classifier, layer_sensitivity, onnx_latency,
+                                  preprocessed_batches, quantize_onnx)
     from mmcompact.utils import load_config
     os.makedirs(args.out_dir, exist_ok=True)
     try:
@@ -62,7 +64,7 @@ def main(argv=None) -> int:
         if not args.no_eval:
             check_evaluable(cfg)
         check = fp32_onnx_of(cfg, args.checkpoint, fp32, (3, *args.shape))
-        batches = preprocessed_batches(cfg, args.calib_num)
+        batches = preprocessed_batches(cfg, args.calib_num, pad_to=None if is_classifier(cfg) else args.shape)
         quantize_onnx(fp32, int8, batches, args.calibrate, args.per_channel, args.format)
         metrics = {} if args.no_eval else {
             name: evaluate_onnx(cfg, path, os.path.join(args.out_dir, f'eval_{name}'), max_images=args.eval_num)
@@ -75,11 +77,12 @@ def main(argv=None) -> int:
           f'images ({args.calibrate}, {"per-channel" if args.per_channel else "per-tensor"} weights, {args.format})')
     latency = onnx_latency({'FP32': fp32, 'INT8': int8}, (3, *args.shape), (1, 16), args.iters)
     key = next(iter(metrics['FP32'])) if metrics else None
+    digits = 3 if key and 'mAP' in key else 2  # mAP in [0, 1], top-1 in percent
     rows = [['model', key or 'metric', 'drop', 'size MB', 'latency bs1 ms', 'latency bs16 ms']]
     for name, path in (('FP32', fp32), ('INT8', int8)):
         value = metrics[name][key] if metrics else None
-        drop = '' if not metrics or name == 'FP32' else f"{metrics['FP32'][key] - value:+.2f}"
-        rows.append([name, '' if value is None else f'{value:.2f}', drop, f'{os.path.getsize(path) / 1e6:.2f}',
+        drop = '' if not metrics or name == 'FP32' else f"{metrics['FP32'][key] - value:+.{digits}f}"
+        rows.append([name, '' if value is None else f'{value:.{digits}f}', drop, f'{os.path.getsize(path) / 1e6:.2f}',
                      f'{latency[name][1]:.2f}', f'{latency[name][16]:.2f}'])
     print(format_table(rows, total_row=False))
     summary = dict(config=args.config, checkpoint=args.checkpoint, calibrate=args.calibrate, calib_num=args.calib_num,
