@@ -8,7 +8,8 @@ model = dict(
     type='mmcompact.Distiller',
     student='{{fileDirname}}/student_retinanet_ghostnetv3-0.5x_synthetic.py',
     teacher='{{fileDirname}}/teacher_retinanet_r18-0.25x_fpn_synthetic.py',
-    teacher_checkpoint=None,  # the trained teacher: --cfg-options model.teacher_checkpoint=<teacher work dir>/iter_1200.pth
+    # the trained teacher: --cfg-options model.teacher_checkpoint=<teacher work dir>/iter_1200.pth
+    teacher_checkpoint=None,
     student_recorders=dict(fpn='neck', cls=dict(module='bbox_head', index=0)),
     teacher_recorders=dict(fpn='neck', cls=dict(module='bbox_head', index=0)),
     distill_losses=dict(
