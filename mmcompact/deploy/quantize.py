@@ -93,18 +93,13 @@ class _Reader:
         self._iter = iter(self.batches)
 
 
-def _input_name(onnx_path: str) -> str:
+def _graph_input(onnx_path: str) -> tuple:
+    """(name, (H, W)) of the ONNX file's image input (the graph input that is not an initialiser)."""
     import onnx
     graph = onnx.load(onnx_path, load_external_data=False).graph
     initialisers = {i.name for i in graph.initializer}
-    return next(i.name for i in graph.input if i.name not in initialisers)
-
-
-def _input_hw(onnx_path: str) -> tuple:
-    import onnx
-    graph = onnx.load(onnx_path, load_external_data=False).graph
-    value = next(i for i in graph.input if i.name == _input_name(onnx_path))
-    return tuple(d.dim_value or d.dim_param for d in value.type.tensor_type.shape.dim[2:])
+    value = next(i for i in graph.input if i.name not in initialisers)
+    return value.name, tuple(d.dim_value or d.dim_param for d in value.type.tensor_type.shape.dim[2:])
 
 
 def quantize_onnx(fp32_path: str, int8_path: str, batches: Sequence[np.ndarray], method: str = 'minmax',
@@ -121,7 +116,7 @@ def quantize_onnx(fp32_path: str, int8_path: str, batches: Sequence[np.ndarray],
         raise QuantizationError(f'--format {fmt!r}: choose one of {", ".join(FORMATS)}')
     if not batches:
         raise QuantizationError('no calibration data: --calib-num must select at least one image')
-    expected = _input_hw(fp32_path)
+    input_name, expected = _graph_input(fp32_path)
     if any(tuple(b.shape[2:]) != expected for b in batches):
         got = next(tuple(b.shape[2:]) for b in batches if tuple(b.shape[2:]) != expected)
         raise QuantizationError(f'a calibration batch is {got} (H, W), the ONNX input {expected}: pass --shape '
@@ -130,7 +125,7 @@ def quantize_onnx(fp32_path: str, int8_path: str, batches: Sequence[np.ndarray],
                  'percentile': q.CalibrationMethod.Percentile}[method]
     with tempfile.TemporaryDirectory() as tmp:  # onnxruntime writes its augmented calibration model here
         q.quantize_static(
-            fp32_path, int8_path, _Reader(_input_name(fp32_path), batches),
+            fp32_path, int8_path, _Reader(input_name, batches),
             quant_format=q.QuantFormat.QDQ if fmt == 'qdq' else q.QuantFormat.QOperator,
             op_types_to_quantize=list(QUANTIZED_OPS), per_channel=per_channel,
             activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8, calibrate_method=calibrate,
@@ -260,7 +255,7 @@ def layer_sensitivity(fp32_path: str, batches: Sequence[np.ndarray], method: str
     nodes = [n for n in model.graph.node if n.op_type in QUANTIZED_OPS]
     if not nodes:
         raise QuantizationError(f'{fp32_path} has no Conv / Gemm / MatMul node to quantize')
-    input_name = _input_name(fp32_path)
+    input_name, _ = _graph_input(fp32_path)
     session = onnx_session(fp32_path, threads)
     reference = [session.run(None, {input_name: b})[0] for b in batches]
     ranges = _activation_ranges(model, [n.input[0] for n in nodes], input_name, batches, threads)
