@@ -1,15 +1,20 @@
 """Does re-parameterization make a folded student less quantization-friendly? INT8 drop of the recipe study's
-Fashion-MNIST students (plain, re-param, re-param + KD: one deploy network), per seed and calibration method.
+students (plain, re-param, re-param + KD: one deploy network per task), per seed and calibration method.
 
-    python projects/studies/int8_study.py [--recipe-dir work_dirs/fashion_mnist_recipe] [--seeds 0 1 2]
-        [--variants plain re-param "re-param + KD"] [--methods minmax entropy percentile] [--calib-num 256]
-        [--work-dir work_dirs/fashion_mnist_int8]
+    python projects/studies/int8_study.py [--task fmnist] [--recipe-dir work_dirs/fashion_mnist_recipe]
+        [--seeds 0 1 2] [--variants plain re-param "re-param + KD"] [--methods minmax entropy percentile]
+        [--calib-num 256] [--work-dir work_dirs/fashion_mnist_int8]
+    python projects/studies/int8_study.py --task det [--recipe-dir work_dirs/recipe_study_det] [--work-dir
+        work_dirs/det_int8] ...
 
-Every quantization is one `tools/deployment/quantize.py` run (per-channel weights, QDQ, the full 10,000-image
-test set); a finished one (its quantize.json) is reused, so re-running continues the study. A distilled run's
-student is exported first (`tools/deployment/export_student.py`). Writes results.md and results.json: FP32 and
-INT8 top-1 and the drop, mean with 95% CI over seeds, and the drop of each re-parameterized variant against the
-plain one, paired by seed.
+fmnist: the ResNet-18-0.25x students of ``recipe_study.py --task fmnist`` (top-1 on the 10,000 test images, 32
+px). det: the RetinaNet-GhostNetV3-0.5x students of ``recipe_study.py --task det`` (COCO bbox mAP on the study's
+synthetic validation set, the demo's kind of scenes, 160x160 export, images padded to it). Every quantization is
+one `tools/deployment/quantize.py` run (per-channel weights, QDQ); a finished one (its quantize.json) is reused,
+so re-running continues the study. A distilled run's student is the one its StudentExportHook wrote, or is
+exported (`tools/deployment/export_student.py`). Writes results.md and results.json: FP32 and INT8 metric and the
+drop, mean with 95% CI over seeds, and the drop of each re-parameterized variant against the plain one, paired by
+seed.
 """
 import argparse
 import json
@@ -19,22 +24,40 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-STUDENT = os.path.join(ROOT, 'configs', 'fashion_mnist', 'resnet18-0.25x-reparam_1xb128_fashion-mnist.py')
-KD = os.path.join(ROOT, 'configs', 'fashion_mnist', 'resnet18-0.25x-reparam_resnet18_1xb128_fashion-mnist_kd.py')
-METRIC = 'accuracy/top1'
+FMNIST = os.path.join(ROOT, 'configs', 'fashion_mnist')
+DEMO = os.path.join(ROOT, 'configs', 'demo')
+# per task: the student config, the distillation config, the plain network's --cfg-options (or the name of
+# those in mmcompact.cli), metric, export shape, decimals of the metric, default folders
+TASKS = {
+    'fmnist': dict(student=os.path.join(FMNIST, 'resnet18-0.25x-reparam_1xb128_fashion-mnist.py'),
+                   kd=os.path.join(FMNIST, 'resnet18-0.25x-reparam_resnet18_1xb128_fashion-mnist_kd.py'),
+                   plain={'model.backbone.deploy': True}, metric='accuracy/top1', shape=(32, 32), digits=2,
+                   recipe_dir='work_dirs/fashion_mnist_recipe', work_dir='work_dirs/fashion_mnist_int8',
+                   title='Fashion-MNIST ResNet-18-0.25x students'),
+    'det': dict(student=os.path.join(DEMO, 'student_retinanet_ghostnetv3-0.5x_synthetic.py'),
+                kd=os.path.join(HERE, 'configs', 'kd_det', 'retinanet_ghostnetv3-0.5x_kd.py'),
+                plain='PLAIN_GHOSTNET_OPTIONS', metric='coco/bbox_mAP', shape=(160, 160), digits=3,
+                recipe_dir='work_dirs/recipe_study_det', work_dir='work_dirs/det_int8',
+                title='synthetic-detection RetinaNet-GhostNetV3-0.5x students'),
+}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--recipe-dir', default='work_dirs/fashion_mnist_recipe',
-                        help='the work dir of projects/studies/recipe_study.py --task fmnist')
-    parser.add_argument('--work-dir', default='work_dirs/fashion_mnist_int8')
+    parser.add_argument('--task', choices=sorted(TASKS), default='fmnist')
+    parser.add_argument('--recipe-dir', help='the work dir of projects/studies/recipe_study.py --task TASK '
+                        '(default: its default)')
+    parser.add_argument('--work-dir', help='default: work_dirs/fashion_mnist_int8 (fmnist), work_dirs/det_int8')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--variants', nargs='+', default=['plain', 're-param', 're-param + KD'])
     parser.add_argument('--methods', nargs='+', default=['minmax', 'entropy', 'percentile'],
                         choices=['minmax', 'entropy', 'percentile'])
     parser.add_argument('--calib-num', type=int, default=256)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.spec = TASKS[args.task]
+    args.recipe_dir = args.recipe_dir or args.spec['recipe_dir']
+    args.work_dir = args.work_dir or args.spec['work_dir']
+    return args
 
 
 def folder_name(variant: str) -> str:
@@ -42,25 +65,40 @@ def folder_name(variant: str) -> str:
     return re.sub(r'[^a-z0-9]+', '_', variant.lower()).strip('_')
 
 
+def data_options(args) -> dict:
+    """The --cfg-options that point the task's configs at the recipe study's data (det: its generated set)."""
+    if args.task != 'det':
+        return {}
+    from mmcompact.cli import coco_data_options
+    return coco_data_options(os.path.join(os.path.abspath(args.recipe_dir), 'data'))
+
+
 def student_checkpoint(args, variant: str, seed: int, log: str) -> tuple:
-    """(config, checkpoint, --cfg-options) of one trained student; a distilled run's student is exported."""
+    """(config, checkpoint, --cfg-options) of one trained student; a distilled run's student is the
+    ``student.pth`` its export hook wrote in the run folder, else exported from its last checkpoint."""
     from mmcompact.cli import run_tool
+    spec = args.spec
     run_dir = os.path.join(os.path.abspath(args.recipe_dir), folder_name(variant), f'seed{seed}')
     pointer = os.path.join(run_dir, 'last_checkpoint')
     if not os.path.isfile(os.path.join(run_dir, 'train_finished.json')) or not os.path.isfile(pointer):
-        raise FileNotFoundError(f'{run_dir} holds no finished run: run the recipe study for {variant} seed {seed}')
+        raise FileNotFoundError(f'{run_dir} holds no finished run: run the recipe study (--task {args.task}) for '
+                                f'{variant} seed {seed}')
     with open(pointer) as f:
         checkpoint = f.read().strip()
     if variant == 'plain':
-        return STUDENT, checkpoint, ['model.backbone.deploy=True']
+        import mmcompact.cli
+        plain = spec['plain']
+        return spec['student'], checkpoint, getattr(mmcompact.cli, plain) if isinstance(plain, str) else plain
     if 'KD' not in variant:
-        return STUDENT, checkpoint, []
+        return spec['student'], checkpoint, {}
+    if os.path.isfile(os.path.join(run_dir, 'student.pth')):
+        return spec['student'], os.path.join(run_dir, 'student.pth'), {}
     out = os.path.join(os.path.abspath(args.work_dir), 'students', f'kd_seed{seed}')
     if not os.path.isfile(os.path.join(out, 'student.pth')):
         if run_tool(os.path.join(ROOT, 'tools', 'deployment', 'export_student.py'),
-                    [KD, checkpoint, out, '--shape', 32, 32, '--force'], log=log):
+                    [spec['kd'], checkpoint, out, '--shape', *spec['shape'], '--force'], log=log):
             raise RuntimeError(f'exporting the student of {checkpoint} failed: see {log}')
-    return STUDENT, os.path.join(out, 'student.pth'), []
+    return spec['student'], os.path.join(out, 'student.pth'), {}
 
 
 def quantized(args, variant: str, seed: int, method: str, log: str) -> dict:
@@ -70,8 +108,11 @@ def quantized(args, variant: str, seed: int, method: str, log: str) -> dict:
     summary = os.path.join(out, 'quantize.json')
     if not os.path.isfile(summary):
         config, checkpoint, options = student_checkpoint(args, variant, seed, log)
-        argv = [config, checkpoint, out, '--shape', 32, 32, '--calib-num', args.calib_num, '--calibrate', method,
-                '--per-channel', '--force'] + (['--cfg-options', *options] if options else [])
+        options = {**data_options(args), **options}
+        argv = [config, checkpoint, out, '--shape', *args.spec['shape'], '--calib-num', args.calib_num,
+                '--calibrate', method, '--per-channel', '--force']
+        if options:
+            argv += ['--cfg-options'] + [f'{k}={v}' for k, v in options.items()]
         if run_tool(os.path.join(ROOT, 'tools', 'deployment', 'quantize.py'), argv, log=log, threads=1):
             raise RuntimeError(f'quantize.py failed for {variant} seed {seed} {method}: see {log}')
     with open(summary) as f:
@@ -83,7 +124,9 @@ def report(args, runs: dict) -> str:
     of every other variant against the plain one, paired by seed."""
     from mmcompact.analysis import mean_ci, paired_diff
     from mmcompact.checkpoint import atomic_file
-    lines = ['| variant | calibration | n | FP32 top-1 | INT8 top-1 | drop (FP32 - INT8) | drop vs plain, paired |',
+    metric, digits = args.spec['metric'], args.spec['digits']
+    name = metric.split('/')[-1]
+    lines = [f'| variant | calibration | n | FP32 {name} | INT8 {name} | drop (FP32 - INT8) | drop vs plain, paired |',
              '|---|---|---|---|---|---|---|']
     summary = {}
     for variant in args.variants:
@@ -91,24 +134,24 @@ def report(args, runs: dict) -> str:
             seeds = {s: r for (v, s, m), r in runs.items() if v == variant and m == method}
             if not seeds:
                 continue
-            fp32 = [r['metrics']['FP32'][METRIC] for r in seeds.values()]
-            int8 = [r['metrics']['INT8'][METRIC] for r in seeds.values()]
-            drops = {s: r['metrics']['FP32'][METRIC] - r['metrics']['INT8'][METRIC] for s, r in seeds.items()}
-            plain = {s: r['metrics']['FP32'][METRIC] - r['metrics']['INT8'][METRIC]
+            fp32 = [r['metrics']['FP32'][metric] for r in seeds.values()]
+            int8 = [r['metrics']['INT8'][metric] for r in seeds.values()]
+            drops = {s: r['metrics']['FP32'][metric] - r['metrics']['INT8'][metric] for s, r in seeds.items()}
+            plain = {s: r['metrics']['FP32'][metric] - r['metrics']['INT8'][metric]
                      for (v, s, m), r in runs.items() if v == 'plain' and m == method}
             versus = ''
             if variant != 'plain' and len(set(drops) & set(plain)) > 1:
                 mean, half, p, pairs = paired_diff(drops, plain)
-                versus = f'{mean:+.2f} +- {half:.2f} ({pairs} pairs, p {p:.3g})'
+                versus = f'{mean:+.{digits}f} +- {half:.{digits}f} ({pairs} pairs, p {p:.3g})'
             cells = [mean_ci(fp32), mean_ci(int8), mean_ci(list(drops.values()))]
             lines.append(f'| {variant} | {method} | {len(seeds)} | '
-                         + ' | '.join(f'{m:.2f} +- {h:.2f}' for m, h in cells) + f' | {versus} |')
+                         + ' | '.join(f'{m:.{digits}f} +- {h:.{digits}f}' for m, h in cells) + f' | {versus} |')
             summary[f'{variant}/{method}'] = dict(seeds={str(s): d for s, d in drops.items()}, fp32=fp32, int8=int8)
     table = '\n'.join(lines)
     with atomic_file(os.path.join(args.work_dir, 'results.json'), 'w') as f:
         json.dump(summary, f, indent=1)
     with atomic_file(os.path.join(args.work_dir, 'results.md'), 'w') as f:
-        f.write(f'# INT8 study (Fashion-MNIST ResNet-18-0.25x students, seeds {args.seeds}, {args.calib_num} '
+        f.write(f'# INT8 study ({args.spec["title"]}, seeds {args.seeds}, {args.calib_num} '
                 f'calibration images, per-channel weights, QDQ)\n\n{table}\n\nCommand: python '
                 f'projects/studies/int8_study.py {" ".join(sys.argv[1:])}\n')
     return table

@@ -1,0 +1,59 @@
+"""projects/studies/int8_study.py: which trained student (config, checkpoint, options) each variant of the
+recipe study's run folders quantizes, per task."""
+import importlib.util
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def load_study():
+    spec = importlib.util.spec_from_file_location('int8_study', os.path.join(ROOT, 'projects', 'studies',
+                                                                             'int8_study.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def finished_run(run_dir, checkpoint='iter_600.pth'):
+    os.makedirs(run_dir)
+    with open(os.path.join(run_dir, 'train_finished.json'), 'w') as f:
+        f.write('{}')
+    with open(os.path.join(run_dir, 'last_checkpoint'), 'w') as f:
+        f.write(os.path.join(run_dir, checkpoint))
+
+
+def test_det_students_and_data(tmp_path):
+    study = load_study()
+    recipe = tmp_path / 'recipe'
+    for variant in ('plain', 're_param', 're_param_kd'):
+        finished_run(str(recipe / variant / 'seed0'))
+    (recipe / 're_param_kd' / 'seed0' / 'student.pth').write_bytes(b'')  # the StudentExportHook's file
+    args = study.parse_args(['--task', 'det', '--recipe-dir', str(recipe), '--work-dir', str(tmp_path / 'out')])
+    log = str(tmp_path / 'study.log')
+    config, checkpoint, options = study.student_checkpoint(args, 'plain', 0, log)
+    assert config.endswith('configs/demo/student_retinanet_ghostnetv3-0.5x_synthetic.py')
+    assert checkpoint == str(recipe / 'plain' / 'seed0' / 'iter_600.pth')
+    assert options == {'model.backbone.num_branches': 1, 'model.backbone.extra_branches': False}
+    assert study.student_checkpoint(args, 're-param', 0, log)[1:] == (
+        str(recipe / 're_param' / 'seed0' / 'iter_600.pth'), {})
+    # the distilled run's exported student, loaded into the (training-form) student config
+    assert study.student_checkpoint(args, 're-param + KD', 0, log) == (
+        config, str(recipe / 're_param_kd' / 'seed0' / 'student.pth'), {})
+    data = study.data_options(args)
+    assert data['train_dataloader.dataset.data_root'] == str(recipe / 'data') + '/'
+    assert args.spec['shape'] == (160, 160) and args.spec['metric'] == 'coco/bbox_mAP'
+
+
+def test_fmnist_defaults_and_unfinished_run(tmp_path):
+    study = load_study()
+    args = study.parse_args(['--recipe-dir', str(tmp_path)])
+    assert args.work_dir == 'work_dirs/fashion_mnist_int8' and study.data_options(args) == {}
+    finished_run(str(tmp_path / 'plain' / 'seed0'), 'epoch_6.pth')
+    config, _, options = study.student_checkpoint(args, 'plain', 0, str(tmp_path / 'log'))
+    assert config.endswith('resnet18-0.25x-reparam_1xb128_fashion-mnist.py')
+    assert options == {'model.backbone.deploy': True}
+    os.makedirs(tmp_path / 're_param' / 'seed1')  # started, never finished
+    with pytest.raises(FileNotFoundError, match='re_param/seed1 holds no finished run'):
+        study.student_checkpoint(args, 're-param', 1, str(tmp_path / 'log'))
