@@ -32,7 +32,9 @@ train_pipeline = [
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
 custom_hooks = [
-    dict(type='EMAHook', momentum=1e-4, priority='ABOVE_NORMAL'),
+    # BatchNorm statistics averaged with the weights, as timm's ModelEmaV2 does (MMEngine's default keeps the
+    # live model's statistics beside the averaged weights)
+    dict(type='EMAHook', momentum=1e-4, update_buffers=True, priority='ABOVE_NORMAL'),
     dict(type='mmcompact.StudentExportHook'),
     dict(type='mmcompact.RandomStateHook'),  # --resume draws the same augmentations as an unbroken run
     dict(type='mmcompact.NonFiniteLossHook', action='skip', max_skips=100),
