@@ -63,6 +63,10 @@ FMNIST_STUDENTS = {
     'ghostnetv3-0.5x': ('ghostnetv3-0.5x_1xb128_fashion-mnist',
                         {'model.backbone.num_branches': 1, 'model.backbone.extra_branches': False}),
 }
+# Published Fashion-MNIST test top-1 (%), from the dataset's own benchmark list (its README, Debian package
+# dataset-fashion-mnist); their MACs are not given there, so plots mark them as levels.
+FMNIST_PUBLISHED = {'ResNet18': 94.9, 'MobileNet': 95.0, 'DenseNet-BC (768K params)': 95.4,
+                    'WRN-28-10 + random erasing': 96.3, '2 Conv, < 100K params': 92.5}
 # (a, b): the comparisons the study exists for; Welch's test of a against b.
 COMPARISONS = [('re-param', 'plain'), ('re-param + KD', 're-param'), ('re-param + DKD', 're-param'),
                ('full recipe (re-param + KD + EMA)', 're-param'), ('learned', 'uniform'), ('predicted', 'uniform'),
@@ -407,6 +411,39 @@ def plot(path: str, results: dict, teacher_score, metric_name: str, title: str) 
     plt.close(fig)
 
 
+def plot_vs_macs(path: str, results: dict, teacher_score, macs: dict, teacher_macs: float, title: str) -> None:
+    """top-1 against deploy MACs (log scale): each variant's mean with its 95% CI (the variants of one deploy
+    network side by side around its MACs), the teacher, and the published figures as dotted levels."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from mmcompact.analysis import mean_ci
+    names = [n for n in results if results[n]]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for i, name in enumerate(names):
+        mean, half = mean_ci(list(results[name].values()))
+        x = macs[name][0] * 1.06 ** (i - (len(names) - 1) / 2)
+        ax.errorbar([x], [mean], yerr=[0 if half != half else half], fmt='o', capsize=4, label=name)
+    if teacher_score is not None:
+        ax.scatter([teacher_macs], [teacher_score], marker='*', s=120, color='black', label='teacher', zorder=3)
+    for i, (name, score) in enumerate(FMNIST_PUBLISHED.items()):
+        ax.axhline(score, linestyle=':', color='gray', linewidth=0.8)
+        ax.annotate(f'published: {name} {score}', (0.01 + 0.3 * (i % 2), score), xycoords=('axes fraction', 'data'),
+                    fontsize=7, va='bottom', color='dimgray')
+    ax.set_xscale('log')
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f'{v / 1e6:g}M'))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel('deploy MACs at 32x32 (log scale)')
+    ax.set_ylabel('test top-1 (%): mean, 95% CI')
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc='lower right')
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 class StudyInputError(ValueError):
     """A study input is wrong (one line, printed as the study's error)."""
 
@@ -476,8 +513,11 @@ def prepare(args) -> dict:
             merged_teacher, merged = merged_scores(args.merge, metric_name)
         except (OSError, ValueError, KeyError) as err:
             raise StudyInputError(f'--merge {args.merge}: {err}') from err
+    teacher_macs = deploy_macs({'teacher': teacher[0]}, {'teacher': (None, {})}, 32)['teacher'][0] \
+        if args.task == 'fmnist' else None
     return dict(work_dir=work_dir, teacher=teacher, variants=variants, metric=metric, metric_name=metric_name,
                 macs=deploy_macs(students, variants, 160 if det else 32 if args.task == 'fmnist' else CLS_DATA['size']),
+                teacher_macs=teacher_macs,
                 merged_teacher=merged_teacher, merged=merged, header=study_header(args, note),
                 threads=args.threads or (1 if args.jobs > 1 else max(1, os.cpu_count() or 1)))
 
@@ -561,6 +601,9 @@ def run_study(args, study: dict, jobs: list) -> tuple:
                  title)
             plot_curves(os.path.join(study['work_dir'], 'curves.png'), study['work_dir'], list(study['variants']),
                         metric, metric_name)
+            if args.task == 'fmnist':
+                plot_vs_macs(os.path.join(study['work_dir'], 'macs.png'), results, scores.get('teacher'),
+                             study['macs'], study['teacher_macs'], title)
 
     failures = run_jobs(jobs, run, args.jobs, 'recipe study', lambda job: f'{job[0]} seed {job[1]}')
     return results, scores.get('teacher'), failures, commands, header

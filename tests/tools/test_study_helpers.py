@@ -1,5 +1,5 @@
-"""projects/studies/int8_study.py: which trained student (config, checkpoint, options) each variant of the
-recipe study's run folders quantizes, per task."""
+"""The study drivers' helpers: which trained student (config, checkpoint, options) projects/studies/int8_study.py
+quantizes for each variant of the recipe study's run folders, per task; the recipe study's accuracy-vs-MACs plot."""
 import importlib.util
 import os
 
@@ -57,3 +57,16 @@ def test_fmnist_defaults_and_unfinished_run(tmp_path):
     os.makedirs(tmp_path / 're_param' / 'seed1')  # started, never finished
     with pytest.raises(FileNotFoundError, match='re_param/seed1 holds no finished run'):
         study.student_checkpoint(args, 're-param', 1, str(tmp_path / 'log'))
+
+
+def test_recipe_study_plots_top1_against_deploy_macs(tmp_path):
+    """The Fashion-MNIST study's accuracy-vs-MACs plot, one seed (no CI) and five seeds alike."""
+    spec = importlib.util.spec_from_file_location('recipe_study', os.path.join(ROOT, 'projects', 'studies',
+                                                                               'recipe_study.py'))
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    results = {'plain': {0: 89.9}, 're-param': {s: 90.0 + s / 10 for s in range(5)}, 're-param + KD': {}}
+    path = tmp_path / 'macs.png'
+    study.plot_vs_macs(str(path), results, 93.3, {'plain': (2.77e6, 2.76e6), 're-param': (2.77e6, 2.76e6)},
+                       37.0e6, 'toy')
+    assert path.stat().st_size > 10_000
