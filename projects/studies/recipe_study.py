@@ -5,7 +5,7 @@ seeds, on synthetic classification (class families) or COCO-format detection dat
                                  [--epochs 5] [--lr 2e-3] [--teacher-epochs 20] [--num-train 6000]
                                  [--num-val 1800] [--jobs 2]
     python projects/studies/recipe_study.py --task det [--iters 600] [--teacher-iters 2000] [--num-train 400]
-                                 [--num-val 80] ...
+                                 [--num-val 80] [--det-teacher r18|r18-0.25x] ...
     python projects/studies/recipe_study.py --task det-transfer --structure-dir work_dirs/structure_study --budget
     10.54M
                                  [--variants learned uniform] [--iters 600] ...
@@ -67,6 +67,9 @@ FMNIST_STUDENTS = {
 # dataset-fashion-mnist); their MACs are not given there, so plots mark them as levels.
 FMNIST_PUBLISHED = {'ResNet18': 94.9, 'MobileNet': 95.0, 'DenseNet-BC (768K params)': 95.4,
                     'WRN-28-10 + random erasing': 96.3, '2 Conv, < 100K params': 92.5}
+# det teachers: RetinaNet-R18-FPN at full width (the detection studies') and at a quarter width (the demo's)
+DET_TEACHERS = {'r18': 'teacher_retinanet_r18_fpn_synthetic.py',
+                'r18-0.25x': 'teacher_retinanet_r18-0.25x_fpn_synthetic.py'}
 # (a, b): the comparisons the study exists for; Welch's test of a against b.
 COMPARISONS = [('re-param', 'plain'), ('re-param + KD', 're-param'), ('re-param + DKD', 're-param'),
                ('full recipe (re-param + KD + EMA)', 're-param'), ('learned', 'uniform'), ('predicted', 'uniform'),
@@ -93,6 +96,9 @@ def parse_args(argv=None):
                              're-param and re-param + KD only)')
     parser.add_argument('--iters', type=int, default=600, help='det: student training iterations')
     parser.add_argument('--teacher-iters', type=int, default=2000, help='det: teacher training iterations')
+    parser.add_argument('--det-teacher', choices=sorted(DET_TEACHERS), default='r18',
+                        help="det: the teacher, RetinaNet-R18-FPN at full width (the study's) or at a quarter width "
+                             "(the quick start's, e.g. with --teacher-iters 1200 as there)")
     parser.add_argument('--num-train', type=int, help='default: 6000 (cls), 400 (det)')
     parser.add_argument('--num-val', type=int, help='default: 1800 (cls), 80 (det)')
     parser.add_argument('--variants', nargs='+', help='run only these variants (default: all of the task; '
@@ -196,13 +202,13 @@ def fmnist_plan(args, data: str, work_dir: str):
 
 
 def det_teacher(args, work_dir: str, common: dict):
-    """The detection teacher (config, options, checkpoint) and the students' schedule options. The studies'
-    teacher is the full-width RetinaNet-R18-FPN (the quick start distils from a quarter-width one): KD runs
-    name it with ``model.teacher``."""
+    """The detection teacher (config, options, checkpoint) and the students' schedule options: the
+    RetinaNet-R18-FPN of ``--det-teacher`` (full width by default; the quick start's is a quarter-width one). KD
+    runs name it with ``model.teacher``."""
     from mmcompact.cli import schedule_overrides
     checkpoint = os.path.join(work_dir, 'teacher', f'iter_{args.teacher_iters}.pth')
-    teacher = (f'{DEMO}/teacher_retinanet_r18_fpn_synthetic.py',
-               {**common, **schedule_overrides(args.teacher_iters)}, checkpoint)
+    teacher = (f'{DEMO}/{DET_TEACHERS[args.det_teacher]}', {**common, **schedule_overrides(args.teacher_iters)},
+               checkpoint)
     return teacher, {**common, **schedule_overrides(args.iters)}
 
 
@@ -218,7 +224,8 @@ def det_plan(args, data: str, work_dir: str):
         're-param + KD': (f'{DET}/retinanet_ghostnetv3-0.5x_kd.py', kd),
         'full recipe (re-param + KD + EMA)': (f'{DEMO}/student_retinanet_ghostnetv3-0.5x_kd_synthetic.py', kd),
     }
-    note = f'students {args.iters} iterations, teacher (RetinaNet-R18-FPN) {args.teacher_iters}'
+    width = '' if args.det_teacher == 'r18' else ' at a quarter width'
+    note = f'students {args.iters} iterations, teacher (RetinaNet-R18-FPN{width}) {args.teacher_iters}'
     return teacher, variants, 'coco/bbox_mAP', note, {
         name: f'{DEMO}/student_retinanet_ghostnetv3-0.5x_synthetic.py' for name in variants}
 

@@ -154,8 +154,10 @@ def test_folded_loops_evaluate_and_deploy_hook_exports_the_folded_ema_model(tiny
              '--student', 'resnet18-0.25x', '--augment', 'randaug'],
      ['| re-param |', '| re-param + KD |', '| teacher |', 'resnet18-0.25x_randaug.py',
       'resnet18-0.25x_kd_randaug.py', 'RandAugment + RandomErasing']),
-    ('det', ['--iters', '2', '--teacher-iters', '2', '--num-train', '8', '--num-val', '4'],
-     ['| plain |', '| re-param |', '| re-param + KD |', '| full recipe', '| teacher |'])])
+    ('det', ['--iters', '2', '--teacher-iters', '2', '--num-train', '8', '--num-val', '4',
+             '--det-teacher', 'r18-0.25x'],
+     ['| plain |', '| re-param |', '| re-param + KD |', '| full recipe', '| teacher |',
+      'python tools/train.py configs/demo/teacher_retinanet_r18-0.25x_fpn_synthetic.py'])])
 def test_recipe_study_runs_every_variant_at_toy_size(tmp_path, task, options, rows):
     from conftest import run_tool
     result = run_tool('projects/studies/recipe_study.py', '--task', task, '--work-dir', str(tmp_path), '--seeds', '0',
