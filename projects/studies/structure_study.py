@@ -3,12 +3,14 @@
     python projects/studies/structure_study.py [--family resnet18c] [--work-dir work_dirs/structure_study]
                                     [--budgets 8M 16M 24M] [--seeds 0 1 2 3 4] [--epochs 12] [--jobs 2]
                                     [--predictor PREDICTOR_JSON]
+    python projects/studies/structure_study.py --family resnet18c-fmnist [--data-root data/fashion_mnist] ...
 
 The protocol (everything resumable: a finished step or run is reused, an interrupted one resumed):
 1. data: synthetic classification, 6 shapes with a distractor shape and clutter, 4000 / 1000 images, 32x32
-   (resnet18c) or 64x64 (mobilenetv2);
-2. teacher: mmpretrain ResNetV1c-18 (projects/studies/configs/resnet18c_32px_cls.py) or MobileNetV2 1.0x
-   (projects/studies/configs/mobilenetv2_64px_cls.py), --teacher-epochs;
+   (resnet18c) or 64x64 (mobilenetv2); or Fashion-MNIST padded to 32x32 (resnet18c-fmnist: 60,000 / 10,000,
+   prepared by tools/misc/prepare_fashion_mnist.py);
+2. teacher: mmpretrain ResNetV1c-18 (projects/studies/configs/resnet18c_32px_cls.py, resnet18c_fashion-mnist_cls.py)
+   or MobileNetV2 1.0x (projects/studies/configs/mobilenetv2_64px_cls.py), --teacher-epochs;
 3. search: configs/structure/<family>_<size>px_width_search.py (every stage a block, searchable widths between
    them), seed 0, and again with seed 1 to check that the chosen structures are stable;
 4. per budget: "learned" = the exact selection's structure with its block-distilled initialisation,
@@ -44,23 +46,29 @@ METHODS = ['learned', 'predicted', 'uniform', 'uniform-init', 'random', 'no-init
 EVERY_BUDGET = ('learned', 'predicted', 'uniform', 'uniform-init', 'no-init')
 METRIC = 'accuracy/top1'
 # exported configs start from the search's (which trained on a subset): students use all the data
-STUDENT_DATA = {'train_dataloader.batch_size': 64, 'train_dataloader.dataset.indices': None,
-                'val_dataloader.dataset.indices': None}
+STUDENT_DATA = {'train_dataloader.dataset.indices': None, 'val_dataloader.dataset.indices': None}
 _INVERTED = dict(type='InvertedResidual', kernel_size=3)
-# Teacher families: teacher and search configs, data, default budgets (deploy MACs) and, per searched block,
-# the candidate that is the teacher's own block at any width (the uniform networks are built from these).
+RESNET18C_BLOCKS = dict(stem=dict(type='ConvStack', num_convs=3, hidden_ratio=0.5),  # mmpretrain's deep stem
+                        **{f'layer{i}': dict(type='BasicResidual', width_ratio=1.0, num_blocks=2) for i in range(1, 5)})
+# Teacher families: teacher and search configs, data (synthetic, or the prepared Fashion-MNIST of --data-root),
+# default budgets (deploy MACs) and epochs, the students' batch size and, per searched block, the candidate that
+# is the teacher's own block at any width (the uniform networks are built from these).
 FAMILIES = {
     'resnet18c': dict(
         name='ResNetV1c-18', teacher=os.path.join(HERE, 'configs', 'resnet18c_32px_cls.py'),
-        search=os.path.join(ROOT, 'projects', 'studies', 'configs', 'structure', 'resnet18c_32px_width_search.py'),
-        data=dict(classes=6, family_size=1, size=32),
+        search=os.path.join(HERE, 'configs', 'structure', 'resnet18c_32px_width_search.py'),
+        data=dict(classes=6, family_size=1, size=32), epochs=12, teacher_epochs=24, batch_size=64,
         budgets=[2.67e6, 6e6, 10.54e6],  # about the uniform 0.25x and 0.5x networks (in the space), one between
-        blocks=dict(stem=dict(type='ConvStack', num_convs=3, hidden_ratio=0.5),  # mmpretrain's deep stem
-                    **{f'layer{i}': dict(type='BasicResidual', width_ratio=1.0, num_blocks=2) for i in range(1, 5)})),
+        blocks=RESNET18C_BLOCKS),
+    'resnet18c-fmnist': dict(
+        name='ResNetV1c-18, Fashion-MNIST', teacher=os.path.join(HERE, 'configs', 'resnet18c_fashion-mnist_cls.py'),
+        search=os.path.join(HERE, 'configs', 'structure', 'resnet18c_fashion-mnist_width_search.py'),
+        data=dict(fashion_mnist=True, size=32), epochs=6, teacher_epochs=20, batch_size=128,
+        budgets=[2.67e6, 6e6, 10.54e6], blocks=RESNET18C_BLOCKS),
     'mobilenetv2': dict(
         name='MobileNetV2', teacher=os.path.join(HERE, 'configs', 'mobilenetv2_64px_cls.py'),
-        search=os.path.join(ROOT, 'projects', 'studies', 'configs', 'structure', 'mobilenetv2_64px_width_search.py'),
-        data=dict(classes=6, family_size=1, size=64),
+        search=os.path.join(HERE, 'configs', 'structure', 'mobilenetv2_64px_width_search.py'),
+        data=dict(classes=6, family_size=1, size=64), epochs=12, teacher_epochs=24, batch_size=64,
         budgets=[2.63e6, 3.71e6, 7.42e6],  # the uniform 0.25x and 0.5x networks (in the space) and half the 0.5x's
         blocks=dict(conv1=dict(type='ConvStack', num_convs=1),
                     **{f'layer{i + 1}': dict(_INVERTED, expand_ratio=e, num_blocks=n) for i, (e, n) in enumerate(
@@ -73,20 +81,23 @@ def parse_args(argv=None):
     from mmcompact.analysis import parse_amount
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--family', choices=sorted(FAMILIES), default='resnet18c',
-                        help='the teacher family: ResNetV1c-18 at 32x32 or MobileNetV2 at 64x64')
+                        help='the teacher family: ResNetV1c-18 at 32x32 (synthetic data, or Fashion-MNIST padded to '
+                        '32) or MobileNetV2 at 64x64')
+    parser.add_argument('--data-root', default='data/fashion_mnist',
+                        help='resnet18c-fmnist: the folder of tools/misc/prepare_fashion_mnist.py')
     parser.add_argument('--work-dir', help='default: work_dirs/structure_study (resnet18c), '
                         'work_dirs/structure_study_<family> (others)')
     parser.add_argument('--budgets', type=parse_amount, nargs='+',
                         help="default: about the MACs of the family's uniform 0.25x and 0.5x networks (both in the "
                         'searched space) and one between them')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
-    parser.add_argument('--epochs', type=int, default=12, help='student epochs (every method)')
-    parser.add_argument('--teacher-epochs', type=int, default=24)
+    parser.add_argument('--epochs', type=int, help='student epochs, every method (default: 12; 6 on Fashion-MNIST)')
+    parser.add_argument('--teacher-epochs', type=int, help='default: 24; 20 on Fashion-MNIST')
     parser.add_argument('--search-epochs', type=int, default=3, help='at most (plateau stopping)')
     parser.add_argument('--search-images', type=int, default=2000,
                         help='training images of the block-wise search (the first N; students use all)')
-    parser.add_argument('--num-train', type=int, default=4000)
-    parser.add_argument('--num-val', type=int, default=1000)
+    parser.add_argument('--num-train', type=int, default=4000, help='synthetic training images')
+    parser.add_argument('--num-val', type=int, default=1000, help='synthetic validation images')
     parser.add_argument('--methods', nargs='+', choices=METHODS,
                         help='default: all ("predicted" only with --predictor)')
     parser.add_argument('--predictor',
@@ -98,7 +109,10 @@ def parse_args(argv=None):
                         help='the first picks the structures; the others check their stability')
     parser.add_argument('--jobs', type=int, default=2, help='training processes at a time (one thread each)')
     args = parser.parse_args(argv)
-    args.budgets = args.budgets or FAMILIES[args.family]['budgets']
+    family = FAMILIES[args.family]
+    args.budgets = args.budgets or family['budgets']
+    args.epochs = args.epochs or family['epochs']
+    args.teacher_epochs = args.teacher_epochs or family['teacher_epochs']
     args.work_dir = args.work_dir or ('work_dirs/structure_study' if args.family == 'resnet18c' else
                                       f'work_dirs/structure_study_{args.family}')
     if args.methods is None:
@@ -255,7 +269,8 @@ class Study:
     def __init__(self, args, argv):
         self.args, self.family = args, FAMILIES[args.family]
         self.work_dir = os.path.abspath(args.work_dir)
-        self.data = os.path.join(self.work_dir, 'data')
+        self.data = os.path.abspath(args.data_root) if self.family['data'].get('fashion_mnist') else \
+            os.path.join(self.work_dir, 'data')
         self.data_options = {f'{split}.dataset.data_root': self.data
                              for split in ('train_dataloader', 'val_dataloader', 'test_dataloader')}
         self.threads = 1 if args.jobs > 1 else None
@@ -273,6 +288,14 @@ class Study:
         self.commands.append(f'python tools/{name}.py ' + ' '.join(shown))
         if run_tool(os.path.join(ROOT, 'tools', f'{name}.py'), argv, log=self.log):
             raise RuntimeError(f'tools/{name}.py failed (see {self.log}): {shown}')
+
+    def schedule(self, epochs: int) -> dict:
+        """--cfg-options of an ``epochs`` schedule in this family's configs (validation at the end, a
+        checkpoint every epoch): the Fashion-MNIST configs warm up for one epoch (LinearLR), then cosine."""
+        from mmcompact.cli import epoch_overrides
+        if not self.family['data'].get('fashion_mnist'):
+            return epoch_overrides(epochs)
+        return {'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': epochs, 'param_scheduler.1.T_max': epochs - 1}
 
     def options(self, extra: dict) -> list:
         return ['--cfg-options'] + [f'{k}={v}' for k, v in dict(self.data_options, **extra).items()]
@@ -293,17 +316,21 @@ class Study:
 
 
 def data_and_teacher(study: Study):
-    """Steps 1-2: the synthetic data and the teacher (each made unless there). Returns the teacher's top-1."""
+    """Steps 1-2: the synthetic data and the teacher (each made unless there; Fashion-MNIST must be prepared).
+    Returns the teacher's top-1."""
     from mmcompact.analysis import final_metric
-    from mmcompact.cli import epoch_overrides
     args, data = study.args, study.family['data']
-    if not os.path.isdir(os.path.join(study.data, 'val')):
+    if data.get('fashion_mnist'):
+        if not os.path.isfile(os.path.join(study.data, 't10k-labels-idx1-ubyte')):
+            raise FileNotFoundError(f'--data-root {study.data} holds no prepared Fashion-MNIST: run `python '
+                                    f'tools/misc/prepare_fashion_mnist.py --out {args.data_root}`')
+    elif not os.path.isdir(os.path.join(study.data, 'val')):
         study.tool('misc/make_synthetic', ['cls', study.data, '--classes', data['classes'], '--family-size',
                                            data['family_size'], '--size', data['size'], '--num-train', args.num_train,
                                            '--num-val', args.num_val])
     if not os.path.isfile(study.teacher_ckpt):
         study.tool('train', [study.family['teacher'], '--work-dir', study.teacher_dir, '--resume'] + study.options(
-            dict(epoch_overrides(args.teacher_epochs), **{'train_cfg.val_interval': 4})))
+            dict(study.schedule(args.teacher_epochs), **{'train_cfg.val_interval': 4})))
     return final_metric(study.teacher_dir, METRIC)
 
 
@@ -400,7 +427,7 @@ def summary_rows(study: Study, measured: dict, notes: dict) -> list:
 def train_students(study: Study, folders: dict, notes: dict, teacher: dict) -> tuple:
     """Step 5: every student run (the every-budget methods first, seed by seed; then the ablations), reused
     or resumed; measured.json and study.png rewritten after each. Returns (measured, failures)."""
-    from mmcompact.cli import epoch_overrides, run_jobs, train_or_reuse
+    from mmcompact.cli import run_jobs, train_or_reuse
     args = study.args
     jobs = [(budget, method, seed, os.path.join(folder, 'student.py' if method == 'no-KD' else 'student_kd.py'),
              os.path.join(study.work_dir, f'{budget / 1e6:g}M', method, f'seed{seed}'))
@@ -408,7 +435,9 @@ def train_students(study: Study, folders: dict, notes: dict, teacher: dict) -> t
             for method in args.methods if (budget, method) in folders and (method not in EVERY_BUDGET) == ablation
             for folder in [folders[budget, method]]]
     measured, lock = {}, threading.Lock()
-    student_options = dict(study.data_options, **epoch_overrides(args.epochs), **STUDENT_DATA)
+    schedule = dict(study.schedule(args.epochs), **STUDENT_DATA,
+                    **{'train_dataloader.batch_size': study.family['batch_size']})
+    student_options = dict(study.data_options, **schedule)
 
     def run(job, bar):
         budget, method, seed, config, run_dir = job
@@ -425,7 +454,7 @@ def train_students(study: Study, folders: dict, notes: dict, teacher: dict) -> t
                         lambda job: f'{job[1]} {job[0] / 1e6:g}M seed {job[2]}')
     study.commands.append('python tools/train.py <student config> --work-dir <run dir> [--resume] --cfg-options '
                           '<data roots> '
-                          + ' '.join(f'{k}={v}' for k, v in dict(epoch_overrides(args.epochs), **STUDENT_DATA).items())
+                          + ' '.join(f'{k}={v}' for k, v in schedule.items())
                           + ' '
                           'randomness.seed=<seed>   # per run')
     return measured, failures
@@ -488,7 +517,11 @@ def main(argv=None) -> int:
     start = time.time()
     import mmcompact  # noqa: F401
     study = Study(args, argv)
-    teacher_top1 = data_and_teacher(study)
+    try:
+        teacher_top1 = data_and_teacher(study)
+    except FileNotFoundError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
     result = study.search(args.search_seeds[0])
     teacher = dict(top1=teacher_top1, **result['costs']['teacher'])
     folders, notes = students(study, result)

@@ -70,3 +70,27 @@ def test_recipe_study_plots_top1_against_deploy_macs(tmp_path):
     study.plot_vs_macs(str(path), results, 93.3, {'plain': (2.77e6, 2.76e6), 're-param': (2.77e6, 2.76e6)},
                        37.0e6, 'toy')
     assert path.stat().st_size > 10_000
+
+
+def test_structure_study_fashion_mnist_family_schedules_its_configs(tmp_path):
+    """--family resnet18c-fmnist: its defaults, the prepared data folder, and epoch options that fit its configs'
+    warm-up + cosine schedule (the synthetic families' options would set a T_max on the LinearLR warm-up)."""
+    from mmcompact.utils import load_config
+    spec = importlib.util.spec_from_file_location('structure_study', os.path.join(ROOT, 'projects', 'studies',
+                                                                                  'structure_study.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    args = module.parse_args(['--family', 'resnet18c-fmnist', '--work-dir', str(tmp_path), '--data-root', 'fm'])
+    assert (args.epochs, args.teacher_epochs) == (6, 20)
+    study = module.Study(args, [])
+    assert study.data == os.path.abspath('fm') and study.teacher_ckpt.endswith('teacher/epoch_20.pth')
+    cfg = load_config(study.family['teacher'], dict(study.data_options, **study.schedule(6)))
+    assert cfg.train_cfg.max_epochs == 6 and cfg.train_cfg.val_interval == 6
+    warmup, cosine = cfg.param_scheduler
+    assert warmup['type'] == 'LinearLR' and 'T_max' not in warmup
+    assert cosine['type'] == 'CosineAnnealingLR' and cosine['T_max'] == 5
+    assert cfg.train_dataloader.dataset.type == 'FashionMNIST' and cfg.model.backbone.type == 'ResNetV1c'
+    assert cfg.train_dataloader.dataset.data_root == os.path.abspath('fm')
+    synthetic = module.Study(module.parse_args(['--work-dir', str(tmp_path / 'synthetic')]), [])
+    assert synthetic.schedule(12)['param_scheduler.0.T_max'] == 12
+    assert synthetic.data == str(tmp_path / 'synthetic' / 'data')
