@@ -20,6 +20,11 @@ from ..utils import build_model
 CALIBRATION_METHODS = ('minmax', 'entropy', 'percentile')
 FORMATS = ('qdq', 'qoperator')
 QUANTIZED_OPS = ('Conv', 'Gemm', 'MatMul')
+# Entropy (KL-divergence) calibration as TensorRT does it (Migacz, "8-bit Inference with TensorRT", GTC 2017):
+# a 2048-bin histogram per tensor, thresholds searched from 128 bins up. onnxruntime's quantize_static runs its
+# Entropy calibrator with 128 bins and 128 quantized bins, where the only candidate threshold is the whole
+# histogram: its "entropy" ranges equal MinMax's (measured: byte-identical INT8 models).
+ENTROPY_BINS = dict(num_bins=2048, num_quantized_bins=128)
 
 
 class QuantizationError(ValueError):
@@ -124,6 +129,13 @@ def quantize_onnx(fp32_path: str, int8_path: str, batches: Sequence[np.ndarray],
     calibrate = {'minmax': q.CalibrationMethod.MinMax, 'entropy': q.CalibrationMethod.Entropy,
                  'percentile': q.CalibrationMethod.Percentile}[method]
     with tempfile.TemporaryDirectory() as tmp:  # onnxruntime writes its augmented calibration model here
+        cache = os.path.join(tmp, 'calibration.json')
+        if method == 'entropy':  # ranges computed here (see ENTROPY_BINS), handed over as a calibration cache
+            from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+            calibrator = create_calibrator(fp32_path, list(QUANTIZED_OPS), os.path.join(tmp, 'augmented.onnx'),
+                                           calibrate, extra_options=dict(ENTROPY_BINS))
+            calibrator.collect_data(_Reader(input_name, batches))
+            save_tensors_data(calibrator.compute_data(), cache)
         q.quantize_static(
             fp32_path, int8_path, _Reader(input_name, batches),
             quant_format=q.QuantFormat.QDQ if fmt == 'qdq' else q.QuantFormat.QOperator,
@@ -131,7 +143,7 @@ def quantize_onnx(fp32_path: str, int8_path: str, batches: Sequence[np.ndarray],
             activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8, calibrate_method=calibrate,
             nodes_to_quantize=list(nodes) if nodes is not None else None,
             extra_options=dict(ActivationSymmetric=False, WeightSymmetric=True),
-            calibration_cache_path=os.path.join(tmp, 'calibration'))
+            calibration_cache_path=cache)
     return int8_path
 
 
