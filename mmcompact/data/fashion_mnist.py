@@ -24,6 +24,17 @@ UNPACKED_MD5 = {
 }
 
 
+def check_prepared(data_root: str, setting: str = 'data_root') -> None:
+    """FileNotFoundError, naming ``setting`` (the option or config key that gave ``data_root``), the missing
+    files and the command that makes them, unless ``data_root`` holds the four unpacked idx files that
+    mmpretrain's ``FashionMNIST`` reads."""
+    missing = [name for name in UNPACKED_MD5 if not os.path.isfile(os.path.join(data_root, name))]
+    if missing:
+        raise FileNotFoundError(f'{setting} {data_root} holds no prepared Fashion-MNIST ({", ".join(missing)} '
+                                f'missing): run `python tools/misc/prepare_fashion_mnist.py --out {data_root}` '
+                                f'({INSTALL_HINT})')
+
+
 def expected_md5() -> Dict[str, str]:
     """{``.gz`` file name: md5}, mmpretrain's own list (``FashionMNIST.train_list + test_list``)."""
     from mmpretrain.datasets import FashionMNIST

@@ -172,10 +172,8 @@ def cls_plan(args, data: str, work_dir: str):
 def fmnist_plan(args, data: str, work_dir: str):
     """As ``cls_plan``, on Fashion-MNIST (``data``: ``--data-root``): the student families of
     ``FMNIST_STUDENTS``, the ResNet-18 teacher of configs/fashion_mnist/, validation every epoch (the curve)."""
-    from mmcompact.data.fashion_mnist import INSTALL_HINT
-    if not os.path.isfile(os.path.join(data, 't10k-labels-idx1-ubyte')):
-        raise FileNotFoundError(f'--data-root {data} holds no prepared Fashion-MNIST: run '
-                                f'`python tools/misc/prepare_fashion_mnist.py --out {data}` ({INSTALL_HINT})')
+    from mmcompact.data.fashion_mnist import check_prepared
+    check_prepared(data, '--data-root')
     common = {} if os.path.abspath(data) == os.path.join(ROOT, 'data', 'fashion_mnist') else \
         {f'{split}_dataloader.dataset.data_root': data for split in ('train', 'val', 'test')}
 

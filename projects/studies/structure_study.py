@@ -319,11 +319,10 @@ def data_and_teacher(study: Study):
     """Steps 1-2: the synthetic data and the teacher (each made unless there; Fashion-MNIST must be prepared).
     Returns the teacher's top-1."""
     from mmcompact.analysis import final_metric
+    from mmcompact.data.fashion_mnist import check_prepared
     args, data = study.args, study.family['data']
     if data.get('fashion_mnist'):
-        if not os.path.isfile(os.path.join(study.data, 't10k-labels-idx1-ubyte')):
-            raise FileNotFoundError(f'--data-root {study.data} holds no prepared Fashion-MNIST: run `python '
-                                    f'tools/misc/prepare_fashion_mnist.py --out {args.data_root}`')
+        check_prepared(study.data, '--data-root')
     elif not os.path.isdir(os.path.join(study.data, 'val')):
         study.tool('misc/make_synthetic', ['cls', study.data, '--classes', data['classes'], '--family-size',
                                            data['family_size'], '--size', data['size'], '--num-train', args.num_train,

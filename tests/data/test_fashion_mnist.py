@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT
 
 from mmcompact.data import prepare_fashion_mnist
-from mmcompact.data.fashion_mnist import DEBIAN_DIR, UNPACKED_MD5
+from mmcompact.data.fashion_mnist import DEBIAN_DIR, UNPACKED_MD5, check_prepared
 from mmcompact.data.transforms import GrayToRGB
 from mmcompact.utils import load_config
 
@@ -60,6 +60,16 @@ def test_prepare_refuses_missing_and_damaged_files_and_keeps_the_output(tmp_path
     with pytest.raises(ValueError, match=r'train-images-idx3-ubyte\.gz has md5 .* not the original'):
         prepare_fashion_mnist(str(src), str(tmp_path / 'out'))
     assert not any(f.endswith('.tmp') for f in os.listdir(tmp_path / 'out'))  # no half file left
+
+
+def test_check_prepared_names_the_missing_files_and_the_command(tmp_path):
+    write_idx(tmp_path / 'ok')
+    check_prepared(str(tmp_path / 'ok'))
+    os.remove(tmp_path / 'ok' / 't10k-images-idx3-ubyte')
+    with pytest.raises(FileNotFoundError, match=r'^--data-root .*ok holds no prepared Fashion-MNIST \(t10k-images-'
+                                                r'idx3-ubyte missing\): run `python tools/misc/prepare_fashion_mnist'
+                                                r'.py --out .*ok`'):
+        check_prepared(str(tmp_path / 'ok'), '--data-root')
 
 
 def test_gray_to_rgb_copies_the_channel_and_names_a_bad_shape():
