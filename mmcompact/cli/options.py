@@ -1,5 +1,5 @@
 """``--cfg-options`` builders of the demo and the studies (what their train.py runs override)."""
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 # ``--cfg-options`` that turn a re-parameterized GhostNetV3 student config into the plain network (its deploy
 # form, trained as is): the "plain" baseline of the demo and the recipe studies.
@@ -21,6 +21,14 @@ def epoch_overrides(epochs: int) -> Dict[str, Any]:
     validation at the end) to ``epochs``, with a checkpoint every epoch (resumable)."""
     return {'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': epochs, 'param_scheduler.0.T_max': epochs,
             'default_hooks.checkpoint.interval': 1}
+
+
+def warmup_cosine_epoch_overrides(epochs: int, val_interval: Optional[int] = None) -> Dict[str, Any]:
+    """``--cfg-options`` that set the Fashion-MNIST schedule (configs/_base_/schedules/fashion_mnist_adamw_cosine.py:
+    one LinearLR warm-up epoch, then cosine ``param_scheduler.1`` over the rest; a checkpoint every epoch) to
+    ``epochs``, validating every ``val_interval`` epochs (default: at the end)."""
+    return {'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': val_interval or epochs,
+            'param_scheduler.1.T_max': epochs - 1}
 
 
 def coco_data_options(data_root: str) -> Dict[str, Any]:

@@ -172,13 +172,14 @@ def cls_plan(args, data: str, work_dir: str):
 def fmnist_plan(args, data: str, work_dir: str):
     """As ``cls_plan``, on Fashion-MNIST (``data``: ``--data-root``): the student families of
     ``FMNIST_STUDENTS``, the ResNet-18 teacher of configs/fashion_mnist/, validation every epoch (the curve)."""
+    from mmcompact.cli import warmup_cosine_epoch_overrides
     from mmcompact.data.fashion_mnist import check_prepared
     check_prepared(data, '--data-root')
     common = {} if os.path.abspath(data) == os.path.join(ROOT, 'data', 'fashion_mnist') else \
         {f'{split}_dataloader.dataset.data_root': data for split in ('train', 'val', 'test')}
 
-    def epochs(n):  # LinearLR warm-up epoch, then cosine over the rest; validation every epoch
-        return {'train_cfg.max_epochs': n, 'train_cfg.val_interval': 1, 'param_scheduler.1.T_max': n - 1}
+    def epochs(n):  # validation every epoch (the curve)
+        return warmup_cosine_epoch_overrides(n, val_interval=1)
     teacher_ckpt = os.path.join(work_dir, 'teacher', f'epoch_{args.teacher_epochs}.pth')
     config, plain = FMNIST_STUDENTS[args.student]
     student_config = f'{FMNIST}/{config}.py'

@@ -292,10 +292,8 @@ class Study:
     def schedule(self, epochs: int) -> dict:
         """--cfg-options of an ``epochs`` schedule in this family's configs (validation at the end, a
         checkpoint every epoch): the Fashion-MNIST configs warm up for one epoch (LinearLR), then cosine."""
-        from mmcompact.cli import epoch_overrides
-        if not self.family['data'].get('fashion_mnist'):
-            return epoch_overrides(epochs)
-        return {'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': epochs, 'param_scheduler.1.T_max': epochs - 1}
+        from mmcompact.cli import epoch_overrides, warmup_cosine_epoch_overrides
+        return (warmup_cosine_epoch_overrides if self.family['data'].get('fashion_mnist') else epoch_overrides)(epochs)
 
     def options(self, extra: dict) -> list:
         return ['--cfg-options'] + [f'{k}={v}' for k, v in dict(self.data_options, **extra).items()]
