@@ -26,25 +26,29 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 FMNIST = os.path.join(ROOT, 'configs', 'fashion_mnist')
 DEMO = os.path.join(ROOT, 'configs', 'demo')
-# per task: the student config, the distillation config, the plain network's --cfg-options (or the name of
-# those in mmcompact.cli), metric, export shape, decimals of the metric, default folders
-TASKS = {
-    'fmnist': dict(student=os.path.join(FMNIST, 'resnet18-0.25x-reparam_1xb128_fashion-mnist.py'),
-                   kd=os.path.join(FMNIST, 'resnet18-0.25x-reparam_resnet18_1xb128_fashion-mnist_kd.py'),
-                   plain={'model.backbone.deploy': True}, metric='accuracy/top1', shape=(32, 32), digits=2,
-                   recipe_dir='work_dirs/fashion_mnist_recipe', work_dir='work_dirs/fashion_mnist_int8',
-                   title='Fashion-MNIST ResNet-18-0.25x students'),
-    'det': dict(student=os.path.join(DEMO, 'student_retinanet_ghostnetv3-0.5x_synthetic.py'),
-                kd=os.path.join(HERE, 'configs', 'kd_det', 'retinanet_ghostnetv3-0.5x_kd.py'),
-                plain='PLAIN_GHOSTNET_OPTIONS', metric='coco/bbox_mAP', shape=(160, 160), digits=3,
-                recipe_dir='work_dirs/recipe_study_det', work_dir='work_dirs/det_int8',
-                title='synthetic-detection RetinaNet-GhostNetV3-0.5x students'),
-}
+TASKS = ('det', 'fmnist')
 
+
+def task_spec(task: str) -> dict:
+    """The task's student config, distillation config, the plain network's --cfg-options, metric, export shape,
+    decimals of the metric and default folders."""
+    from mmcompact.cli import PLAIN_GHOSTNET_OPTIONS
+    return {
+        'fmnist': dict(student=os.path.join(FMNIST, 'resnet18-0.25x-reparam_1xb128_fashion-mnist.py'),
+                       kd=os.path.join(FMNIST, 'resnet18-0.25x-reparam_resnet18_1xb128_fashion-mnist_kd.py'),
+                       plain={'model.backbone.deploy': True}, metric='accuracy/top1', shape=(32, 32), digits=2,
+                       recipe_dir='work_dirs/fashion_mnist_recipe', work_dir='work_dirs/fashion_mnist_int8',
+                       title='Fashion-MNIST ResNet-18-0.25x students'),
+        'det': dict(student=os.path.join(DEMO, 'student_retinanet_ghostnetv3-0.5x_synthetic.py'),
+                    kd=os.path.join(HERE, 'configs', 'kd_det', 'retinanet_ghostnetv3-0.5x_kd.py'),
+                    plain=PLAIN_GHOSTNET_OPTIONS, metric='coco/bbox_mAP', shape=(160, 160), digits=3,
+                    recipe_dir='work_dirs/recipe_study_det', work_dir='work_dirs/det_int8',
+                    title='synthetic-detection RetinaNet-GhostNetV3-0.5x students'),
+    }[task]
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--task', choices=sorted(TASKS), default='fmnist')
+    parser.add_argument('--task', choices=TASKS, default='fmnist')
     parser.add_argument('--recipe-dir', help='the work dir of projects/studies/recipe_study.py --task TASK '
                         '(default: its default)')
     parser.add_argument('--work-dir', help='default: work_dirs/fashion_mnist_int8 (fmnist), work_dirs/det_int8')
@@ -54,7 +58,7 @@ def parse_args(argv=None):
                         choices=['minmax', 'entropy', 'percentile'])
     parser.add_argument('--calib-num', type=int, default=256)
     args = parser.parse_args(argv)
-    args.spec = TASKS[args.task]
+    args.spec = task_spec(args.task)
     args.recipe_dir = args.recipe_dir or args.spec['recipe_dir']
     args.work_dir = args.work_dir or args.spec['work_dir']
     return args
@@ -86,9 +90,7 @@ def student_checkpoint(args, variant: str, seed: int, log: str) -> tuple:
     with open(pointer) as f:
         checkpoint = f.read().strip()
     if variant == 'plain':
-        import mmcompact.cli
-        plain = spec['plain']
-        return spec['student'], checkpoint, getattr(mmcompact.cli, plain) if isinstance(plain, str) else plain
+        return spec['student'], checkpoint, spec['plain']
     if 'KD' not in variant:
         return spec['student'], checkpoint, {}
     if os.path.isfile(os.path.join(run_dir, 'student.pth')):
