@@ -1,5 +1,5 @@
 """``--cfg-options`` builders of the demo and the studies (what their train.py runs override)."""
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 # ``--cfg-options`` that turn a re-parameterized GhostNetV3 student config into the plain network (its deploy
 # form, trained as is): the "plain" baseline of the demo and the recipe studies.
@@ -31,11 +31,15 @@ def warmup_cosine_epoch_overrides(epochs: int, val_interval: Optional[int] = Non
             'param_scheduler.1.T_max': epochs - 1}
 
 
-def coco_data_options(data_root: str) -> Dict[str, Any]:
+def coco_data_options(data_root: str, classes: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """``--cfg-options`` pointing a COCO-format detection config (train/val/test dataloaders and the
-    evaluators) at the dataset written by ``tools/misc/make_synthetic.py det DATA_ROOT``."""
+    evaluators) at the dataset written by ``tools/misc/make_synthetic.py det DATA_ROOT``; ``classes``: its
+    category names where they are not the config's ``metainfo.classes`` (e.g. Fashion-MNIST objects)."""
     root = data_root.rstrip('/') + '/'
     options = {f'{split}_dataloader.dataset.data_root': root for split in ('train', 'val', 'test')}
     options.update({f'{split}_evaluator.ann_file': root + 'annotations/instances_val.json'
                     for split in ('val', 'test')})
+    if classes is not None:
+        options.update({f'{split}_dataloader.dataset.metainfo.classes': tuple(classes)
+                        for split in ('train', 'val', 'test')})
     return options

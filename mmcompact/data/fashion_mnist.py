@@ -4,7 +4,9 @@ import gzip
 import hashlib
 import os
 import shutil
-from typing import Dict, List
+from typing import Dict, List, Tuple
+
+import numpy as np
 
 # Where the Debian/Ubuntu package ``dataset-fashion-mnist`` puts the four original ``.gz`` files.
 DEBIAN_DIR = '/usr/share/datasets/fashion-mnist'
@@ -22,6 +24,44 @@ UNPACKED_MD5 = {
     't10k-images-idx3-ubyte': '8181f5470baa50b63fa0f6fddb340f0a',
     't10k-labels-idx1-ubyte': '15d484375f8d13e6eb1aabb0c3f46965',
 }
+
+
+# The ten classes, by label.
+CLASSES = ('t-shirt/top', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle_boot')
+
+
+def _read_idx(path: str, magic: int, item_shape: Tuple[int, ...]) -> np.ndarray:
+    """The uint8 array of one idx file (big-endian magic, count, sizes; ``.gz`` read through gzip)."""
+    with (gzip.open if path.endswith('.gz') else open)(path, 'rb') as f:
+        data = f.read()
+    header = 4 * (2 + len(item_shape))
+    fields = np.frombuffer(data[:header], '>u4')
+    if int(fields[0]) != magic or tuple(int(v) for v in fields[2:]) != item_shape \
+            or len(data) - header != int(fields[1]) * int(np.prod(item_shape, dtype=np.int64)):
+        what = 'x'.join(map(str, item_shape)) + ' images' if item_shape else 'labels'
+        raise ValueError(f'{path} is not an idx file of {what} (magic {magic}): header {fields.tolist()}, '
+                         f'{len(data) - header} data bytes; prepare the folder again with '
+                         '`python tools/misc/prepare_fashion_mnist.py`')
+    return np.frombuffer(data, np.uint8, offset=header).reshape(-1, *item_shape)
+
+
+def load_items(folder: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (N, 28, 28), labels int64 (N,)) of the ``'train'`` or ``'test'`` split from ``folder``:
+    a prepared ``data_root`` (the unpacked idx files) or the original ``.gz`` files (e.g. ``DEBIAN_DIR``).
+    FileNotFoundError names the folder, the missing file and how to get it."""
+    prefix = {'train': 'train', 'test': 't10k'}[split]
+    paths = []
+    for name in (f'{prefix}-images-idx3-ubyte', f'{prefix}-labels-idx1-ubyte'):
+        found = [p for p in (os.path.join(folder, name), os.path.join(folder, name + '.gz')) if os.path.isfile(p)]
+        if not found:
+            raise FileNotFoundError(f'Fashion-MNIST: {folder} has neither {name} nor {name}.gz: run '
+                                    f'`python tools/misc/prepare_fashion_mnist.py` ({INSTALL_HINT})')
+        paths.append(found[0])
+    images, labels = _read_idx(paths[0], 2051, (28, 28)), _read_idx(paths[1], 2049, ())
+    if len(images) != len(labels):
+        raise ValueError(f'Fashion-MNIST: {paths[0]} holds {len(images)} images and {paths[1]} {len(labels)} '
+                         'labels; prepare the folder again with `python tools/misc/prepare_fashion_mnist.py`')
+    return images, labels.astype(np.int64)
 
 
 def check_prepared(data_root: str, setting: str = 'data_root') -> None:

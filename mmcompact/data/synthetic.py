@@ -5,16 +5,23 @@ aspect ratio, rotation and partial occlusion on textured, noisy backgrounds, so 
 saturate in a few epochs while boxes and masks stay exact. Every image is generated from
 ``seed + index`` alone, so any subset is reproducible. What it is not: natural images; accuracy on it says
 nothing about COCO or ImageNet, only about relative differences between methods.
+
+Detection scenes may instead hold real objects: Fashion-MNIST items (``make_coco_detection(...,
+fashion_mnist=folder)``), tinted, scaled and pasted by their own silhouette, training images from the train
+items and validation images from the test items, so no validation object was seen in training.
 """
 import json
 import math
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 SHAPES = ('circle', 'triangle', 'square', 'pentagon', 'hexagon', 'star', 'cross', 'diamond')
+# Fashion-MNIST labels in the order scene classes take them, so that a few classes are unlike each other
+# (trouser, bag, sneaker first; the look-alike tops last).
+FASHION_SCENE_LABELS = (1, 8, 7, 3, 5, 0, 9, 2, 4, 6)
 
 
 def shape_outline(shape: str, n_circle: int = 32) -> np.ndarray:
@@ -82,48 +89,116 @@ def _iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _place_item(rng: np.random.Generator, item: np.ndarray, h: int, w: int, size_range: Tuple[float, float]):
+    """A (28, 28) uint8 item scaled to ``size_range`` of the image side (aspect 0.8-1.25), flipped at random,
+    at a random position inside the image: (opacity (sh, sw) float in [0, 1], (x0, y0), silhouette mask
+    (sh, sw) bool). The mask is where the item is more than half opaque; it may be empty."""
+    side = rng.uniform(*size_range) * min(h, w)
+    aspect = rng.uniform(0.8, 1.25)
+    sw, sh = min(w, max(4, round(side * aspect))), min(h, max(4, round(side / aspect)))
+    intensity = np.asarray(Image.fromarray(item).resize((sw, sh), Image.BILINEAR), np.float32) / 255
+    if rng.random() < 0.5:
+        intensity = intensity[:, ::-1]
+    opacity = np.clip(intensity * 2.5, 0, 1)
+    origin = (int(rng.integers(0, w - sw + 1)), int(rng.integers(0, h - sh + 1)))
+    return opacity, origin, opacity > 0.5
+
+
+def _paste_item(image: np.ndarray, opacity: np.ndarray, origin: Tuple[int, int], colour: np.ndarray) -> None:
+    """Blend the item into ``image`` (H, W, 3 float) in ``colour``, darker where the item is, so its texture
+    shows."""
+    x0, y0 = origin
+    sh, sw = opacity.shape
+    region = image[y0:y0 + sh, x0:x0 + sw]
+    shaded = colour[None, None] * (0.35 + 0.65 * opacity[..., None])
+    region[:] = region * (1 - opacity[..., None]) + shaded * opacity[..., None]
+
+
 def detection_image(seed: int, num_classes: int, size_range: Tuple[int, int] = (256, 512),
-                    max_objects: int = 6, clutter: bool = True) -> Tuple[Image.Image, List[dict]]:
-    """One image and its objects ``[{label, polygon (P, 2), bbox (x1, y1, x2, y2)}]``.
+                    max_objects: int = 6, clutter: bool = True,
+                    items: Optional[Sequence[np.ndarray]] = None) -> Tuple[Image.Image, List[dict]]:
+    """One image and its objects ``[{label, polygon (P, 2), bbox (x1, y1, x2, y2), area}]``.
 
     Objects overlap each other by at most IoU 0.3 (partial occlusion); later objects are drawn on top, and
     an object's box and polygon are those of its whole shape. ``clutter=False``: a plain gradient background
     with light noise (see ``_background``) and objects of 20-50% of the image side instead of 12-50%.
+    ``items``: per class, a (M, 28, 28) uint8 stack of real objects (e.g. Fashion-MNIST items of one label)
+    drawn instead of the shapes; an item's box is that of its silhouette, its polygon that box, its area the
+    silhouette's pixels.
     """
     rng = np.random.default_rng(seed)
     h, w = (int(v) for v in rng.integers(size_range[0], size_range[1] + 1, 2))
     image = _background(rng, h, w, clutter)
+    canvas = np.asarray(image, np.float32).copy() if items is not None else None
     draw = ImageDraw.Draw(image)
     objects = []
+    scale = (0.12, 0.5) if clutter else (0.2, 0.5)
     for _ in range(int(rng.integers(1, max_objects + 1))):
         label = int(rng.integers(0, num_classes))
         for _attempt in range(10):
-            polygon = _place(rng, SHAPES[label], h, w, (0.12, 0.5) if clutter else (0.2, 0.5))
-            box = [*polygon.min(0), *polygon.max(0)]
+            if items is None:
+                polygon = _place(rng, SHAPES[label], h, w, scale)
+                box = [*polygon.min(0), *polygon.max(0)]
+            else:
+                opacity, origin, mask = _place_item(rng, items[label][int(rng.integers(len(items[label])))],
+                                                    h, w, scale)
+                ys, xs = np.nonzero(mask)
+                box = [origin[0] + xs.min(), origin[1] + ys.min(), origin[0] + xs.max() + 1,
+                       origin[1] + ys.max() + 1] if len(xs) else [0, 0, 0, 0]
             if box[2] - box[0] >= 4 and box[3] - box[1] >= 4 and \
                     all(_iou(box, o['bbox']) <= 0.3 for o in objects):
                 break
         else:
             continue
         colour = tuple(int(v) for v in rng.integers(0, 256, 3))
-        draw.polygon([tuple(p) for p in polygon], fill=colour,
-                     outline=tuple(int(v) for v in rng.integers(0, 256, 3)))
-        objects.append(dict(label=label, polygon=polygon, bbox=[float(v) for v in box]))
+        if items is None:
+            draw.polygon([tuple(p) for p in polygon], fill=colour,
+                         outline=tuple(int(v) for v in rng.integers(0, 256, 3)))
+            area = _polygon_area(polygon)
+        else:
+            _paste_item(canvas, opacity, origin, np.array(colour, np.float32))
+            x1, y1, x2, y2 = (float(v) for v in box)
+            polygon, area = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]]), float(mask.sum())
+        objects.append(dict(label=label, polygon=polygon, bbox=[float(v) for v in box], area=area))
+    if items is not None:
+        image = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8))
     return image, objects
+
+
+def fashion_scene_items(folder: str, split: str, num_classes: int) -> Tuple[List[np.ndarray], List[str]]:
+    """The per-class item stacks of ``detection_image(items=...)`` from Fashion-MNIST in ``folder`` (prepared or
+    the original ``.gz`` files; ``split`` 'train' or 'test') and their class names, classes in
+    ``FASHION_SCENE_LABELS`` order."""
+    from .fashion_mnist import CLASSES, load_items
+    if not 1 <= num_classes <= len(FASHION_SCENE_LABELS):
+        raise ValueError(f'num_classes must be in [1, {len(FASHION_SCENE_LABELS)}] with Fashion-MNIST objects '
+                         f'(one class per label), got {num_classes}')
+    images, labels = load_items(folder, split)
+    chosen = FASHION_SCENE_LABELS[:num_classes]
+    stacks = [images[labels == label] for label in chosen]
+    empty = [CLASSES[label] for label, stack in zip(chosen, stacks) if not len(stack)]
+    if empty:
+        raise ValueError(f'Fashion-MNIST in {folder} ({split}) has no item of class {", ".join(empty)}: '
+                         'use fewer classes or the full files')
+    return stacks, [CLASSES[label] for label in chosen]
 
 
 def make_coco_detection(out_dir: str, num_train: int, num_val: int, num_classes: int = 6, seed: int = 0,
                         size_range: Tuple[int, int] = (256, 512), progress=None, max_objects: int = 6,
-                        clutter: bool = True) -> Dict[str, str]:
+                        clutter: bool = True, fashion_mnist: Optional[str] = None) -> Dict[str, str]:
     """Write ``train/``, ``val/`` images and ``annotations/instances_{train,val}.json`` (COCO format:
     xywh boxes, polygon masks, ``iscrowd=0``) under ``out_dir``; returns the annotation paths.
     ``max_objects`` per image (1 to it, uniformly) and ``clutter``: see ``detection_image``.
+    ``fashion_mnist``: a folder of Fashion-MNIST files (see ``fashion_scene_items``): the objects are its
+    items, train items in ``train/`` and test items in ``val/``, and the categories their class names.
 
     ``progress``: optional callable(n) called after each image (e.g. a tqdm bar's update).
     """
-    if not 1 <= num_classes <= len(SHAPES):
+    if fashion_mnist is None and not 1 <= num_classes <= len(SHAPES):
         raise ValueError(f'num_classes must be in [1, {len(SHAPES)}] (one shape per class), got {num_classes}')
-    categories = [dict(id=i + 1, name=SHAPES[i]) for i in range(num_classes)]
+    sources = {split: fashion_scene_items(fashion_mnist, source, num_classes) if fashion_mnist else
+               (None, list(SHAPES[:num_classes])) for split, source in (('train', 'train'), ('val', 'test'))}
+    categories = [dict(id=i + 1, name=name) for i, name in enumerate(sources['train'][1])]
     paths = {}
     os.makedirs(os.path.join(out_dir, 'annotations'), exist_ok=True)
     for split, count, offset in (('train', num_train, 0), ('val', num_val, 1_000_000)):
@@ -131,7 +206,7 @@ def make_coco_detection(out_dir: str, num_train: int, num_val: int, num_classes:
         images, annotations = [], []
         for i in range(count):
             image, objects = detection_image(seed * 10_000_019 + offset + i, num_classes, size_range,
-                                             max_objects, clutter)
+                                             max_objects, clutter, sources[split][0])
             name = f'{i:06d}.png'
             image.save(os.path.join(out_dir, split, name))
             images.append(dict(id=i + 1, file_name=name, height=image.height, width=image.width))
@@ -139,7 +214,7 @@ def make_coco_detection(out_dir: str, num_train: int, num_val: int, num_classes:
                 x1, y1, x2, y2 = obj['bbox']
                 annotations.append(dict(
                     id=len(annotations) + 1, image_id=i + 1, category_id=obj['label'] + 1,
-                    bbox=[x1, y1, x2 - x1, y2 - y1], area=float(_polygon_area(obj['polygon'])),
+                    bbox=[x1, y1, x2 - x1, y2 - y1], area=float(obj['area']),
                     segmentation=[[float(v) for v in obj['polygon'].reshape(-1)]], iscrowd=0))
             if progress is not None:
                 progress(1)

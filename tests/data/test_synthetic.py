@@ -106,3 +106,69 @@ def test_mark_scale_grows_the_mark_and_keeps_the_rest(tmp_path):
     assert changed('circle-dot', 1) > 0 and changed('circle-bar', 2) > 0
     with pytest.raises(ValueError, match=r'mark_scale must be in \(0, 0.5\]'):
         make_classification(str(tmp_path / 'bad'), 3, 1, 3, family_size=3, mark_scale=0.8)
+
+
+def write_fashion_idx(folder, train_item, test_item, n=20, gz=False):
+    """Tiny Fashion-MNIST idx files (labels 0-9 cycling): every train image is ``train_item``, every test
+    image ``test_item`` (28x28 uint8), optionally gzip-compressed as the original archives are."""
+    import gzip
+    import struct
+
+    import numpy as np
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, item in (('train', train_item), ('t10k', test_item)):
+        for name, data in ((f'{split}-images-idx3-ubyte', struct.pack('>IIII', 2051, n, 28, 28)
+                            + np.repeat(item[None], n, 0).astype(np.uint8).tobytes()),
+                           (f'{split}-labels-idx1-ubyte', struct.pack('>II', 2049, n)
+                            + (np.arange(n) % 10).astype(np.uint8).tobytes())):
+            with (gzip.open if gz else open)(folder / (name + ('.gz' if gz else '')), 'wb') as f:
+                f.write(data)
+
+
+def test_fashion_mnist_scenes_use_train_items_for_train_and_test_items_for_val(tmp_path):
+    """Boxes follow each item's silhouette (square train items scaled to aspect 0.64-1.56, thin upright test
+    items), inside the image, categories named by their Fashion-MNIST classes; the scenes load in mmdet with
+    those names."""
+    import numpy as np
+    from mmdet.datasets import CocoDataset
+    from mmengine.registry import init_default_scope
+    square, bar = np.zeros((28, 28), np.uint8), np.zeros((28, 28), np.uint8)
+    square[4:24, 4:24], bar[2:26, 12:16] = 255, 255
+    write_fashion_idx(tmp_path / 'fm', square, bar, gz=True)
+    make_coco_detection(str(tmp_path / 'scenes'), 6, 6, 3, size_range=(128, 160), max_objects=3, clutter=False,
+                        fashion_mnist=str(tmp_path / 'fm'))
+    for split, ratio in (('train', lambda r: 0.6 <= r <= 1.7), ('val', lambda r: r <= 0.4)):
+        coco = json.loads((tmp_path / 'scenes' / 'annotations' / f'instances_{split}.json').read_text())
+        assert [c['name'] for c in coco['categories']] == ['trouser', 'bag', 'sneaker']
+        sizes = {im['id']: (im['width'], im['height']) for im in coco['images']}
+        assert len(coco['annotations']) >= 6
+        for a in coco['annotations']:
+            x, y, w, h = a['bbox']
+            assert ratio(w / h), (split, a['bbox'])
+            assert x >= 0 and y >= 0 and x + w <= sizes[a['image_id']][0] and y + h <= sizes[a['image_id']][1]
+            assert 0 < a['area'] <= w * h
+    init_default_scope('mmdet')
+    dataset = CocoDataset(data_root=str(tmp_path / 'scenes'), ann_file='annotations/instances_val.json',
+                          data_prefix=dict(img='val/'), metainfo=dict(classes=('trouser', 'bag', 'sneaker')),
+                          pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
+                                    dict(type='PackDetInputs')])
+    assert len(dataset) == 6 and sum(len(dataset[i]['data_samples'].gt_instances) for i in range(6)) >= 6
+
+
+def test_fashion_mnist_scenes_name_a_missing_class_or_file(tmp_path, cli):
+    import numpy as np
+
+    from mmcompact.data.fashion_mnist import load_items
+    item = np.full((28, 28), 255, np.uint8)
+    write_fashion_idx(tmp_path / 'few', item, item, n=3)  # labels 0-2 only: no bag (8), no sneaker (7)
+    with pytest.raises(ValueError, match='no item of class bag, sneaker: use fewer classes'):
+        make_coco_detection(str(tmp_path / 'out'), 2, 2, 3, fashion_mnist=str(tmp_path / 'few'))
+    (tmp_path / 'few' / 't10k-labels-idx1-ubyte').write_bytes(b'\x00\x00\x08\x01\x00\x00\x00\x05\x00')
+    with pytest.raises(ValueError, match=r't10k-labels-idx1-ubyte is not an idx file of labels .*prepare_fashion'):
+        load_items(str(tmp_path / 'few'), 'test')
+    code, _, stderr = cli('tools/misc/make_synthetic.py', 'det', tmp_path / 'det', '--fashion-mnist',
+                          tmp_path / 'nowhere')
+    assert code == 1 and 'nowhere has neither train-images-idx3-ubyte nor train-images-idx3-ubyte.gz' in stderr
+    assert not (tmp_path / 'det').exists()
+    code, _, stderr = cli('tools/misc/make_synthetic.py', 'cls', tmp_path / 'cls', '--fashion-mnist', tmp_path / 'few')
+    assert code == 1 and 'use it with `det`' in stderr

@@ -164,3 +164,29 @@ def test_demo_main_job_runs_in_a_fresh_process(tmp_path):
     for name in ('loss_curves.png', 'map.png', 'map_vs_flops.png', 'student/student_deploy.pth',
                  'plain_student/iter_4.pth'):
         assert (tmp_path / name).exists(), name
+
+
+def test_demo_scene_objects_fall_back_to_shapes_and_say_so(tmp_path, monkeypatch):
+    """--objects: shapes as asked; Fashion-MNIST items from data/fashion_mnist where it is prepared; auto
+    without the files says it uses shapes, fashion-mnist without them is an error naming the fix."""
+    import importlib.util
+
+    import numpy as np
+
+    import mmcompact.data.fashion_mnist as fashion_mnist
+    spec = importlib.util.spec_from_file_location('demo_under_test', os.path.join(ROOT, 'tools', 'misc', 'demo.py'))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    monkeypatch.setattr(demo, 'ROOT', str(tmp_path))
+    monkeypatch.setattr(fashion_mnist, 'DEBIAN_DIR', str(tmp_path / 'no_package'))
+    assert demo.scene_objects('shapes') == (None, None, 'shapes')
+    folder, classes, note = demo.scene_objects('auto')
+    assert folder is None and classes is None and note.startswith('shapes (no Fashion-MNIST files in')
+    with pytest.raises(FileNotFoundError, match='--objects fashion-mnist: no Fashion-MNIST files .* --objects shapes'):
+        demo.scene_objects('fashion-mnist')
+    prepared = tmp_path / 'data' / 'fashion_mnist'
+    prepared.mkdir(parents=True)
+    for name in fashion_mnist.UNPACKED_MD5:
+        (prepared / name).write_bytes(np.zeros(16, np.uint8).tobytes())
+    folder, classes, note = demo.scene_objects('auto')
+    assert folder == str(prepared) and classes == ('trouser', 'bag', 'sneaker') and 'trouser, bag, sneaker' in note

@@ -1,6 +1,7 @@
 """mmcompact's quick start (the main job): the whole story on real mmdet machinery, on CPU.
 
-  1. easy synthetic COCO-format detection data (plain backgrounds, 1-3 large shapes)  (tools/misc/make_synthetic.py)
+  1. easy synthetic COCO-format detection data (plain backgrounds, 1-3 large shapes, or with --objects
+     fashion-mnist real Fashion-MNIST items: trousers, bags, sneakers)                 (tools/misc/make_synthetic.py)
   2. a RetinaNet-ResNet18-FPN teacher at a quarter width                              (tools/train.py)
   3. the plain GhostNetV3-0.5x RetinaNet student (no re-param, no KD)
   4. the recipe student: the same network re-parameterized and distilled (PKD + head KD, EMA)
@@ -8,6 +9,7 @@
   6. COCO mAP of all four (the two students and the folded one share one deploy network), table, plots
 
     python tools/misc/demo.py [--work-dir work_dirs/demo] [--teacher-iters 1200] [--iters 250] [--large]
+                              [--objects shapes|fashion-mnist|auto]
 
 It prints one line per step (a progress bar while it trains) and writes each step's whole output to a log in that
 step's folder. 5.7 minutes on an idle 2-core Intel Xeon here, 7.7 on an idle 2-core AMD EPYC, up to 15.7 with the
@@ -40,7 +42,31 @@ def parse_args(argv=None):
     parser.add_argument('--num-val', type=int, default=80)
     parser.add_argument('--large', action='store_true',
                         help='GPU-sized run: 10x the data, 10x the iterations')
+    parser.add_argument('--objects', choices=['shapes', 'fashion-mnist', 'auto'], default='shapes',
+                        help='what the scenes hold: drawn shapes, Fashion-MNIST items (train items in training '
+                             'images, test items in validation images; from data/fashion_mnist or the Debian '
+                             'package), or those where the files are there and shapes otherwise')
     return parser.parse_args(argv)
+
+
+def scene_objects(choice: str) -> tuple:
+    """(Fashion-MNIST folder or None for shapes, the scenes' class names or None for the configs' own, the
+    data step's note) of ``--objects``; ``fashion-mnist`` without the files is an error, ``auto`` then says
+    that it falls back to shapes."""
+    from mmcompact.data.fashion_mnist import CLASSES, DEBIAN_DIR, INSTALL_HINT, UNPACKED_MD5
+    from mmcompact.data.synthetic import FASHION_SCENE_LABELS
+    if choice == 'shapes':
+        return None, None, 'shapes'
+    prepared = os.path.join(ROOT, 'data', 'fashion_mnist')
+    folder = next((f for f, suffix in ((prepared, ''), (DEBIAN_DIR, '.gz'))
+                   if all(os.path.isfile(os.path.join(f, name + suffix)) for name in UNPACKED_MD5)), None)
+    if folder is None:
+        if choice == 'fashion-mnist':
+            raise FileNotFoundError(f'--objects fashion-mnist: no Fashion-MNIST files in {prepared} or {DEBIAN_DIR}: '
+                                    f'{INSTALL_HINT}; or pass --objects shapes')
+        return None, None, f'shapes (no Fashion-MNIST files in {prepared} or {DEBIAN_DIR})'
+    names = tuple(CLASSES[label] for label in FASHION_SCENE_LABELS[:3])
+    return folder, names, f'Fashion-MNIST items ({", ".join(names)}) from {folder}'
 
 
 def print_study_results(format_table) -> None:
@@ -197,19 +223,26 @@ def train_and_fold(args, clock: list, total: int, work_dir: str) -> dict:
     teacher_iters, iters, num_train, num_val = args.teacher_iters, args.iters, args.num_train, args.num_val
     if args.large:
         teacher_iters, iters, num_train, num_val = (v * 10 for v in (teacher_iters, iters, num_train, num_val))
-    data_dir = os.path.join(work_dir, 'data')
-    data = coco_data_options(data_dir)
+    try:
+        fashion_mnist, classes, objects = scene_objects(args.objects)
+    except FileNotFoundError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return None
+    data_dir = os.path.join(work_dir, 'data' if fashion_mnist is None else 'data_fashion_mnist')
+    data = coco_data_options(data_dir, classes)
     run = dict(data=data, iters=iters, teacher_dir=os.path.join(work_dir, 'teacher'),
                plain_dir=os.path.join(work_dir, 'plain_student'), student_dir=os.path.join(work_dir, 'student'))
     run['teacher_ckpt'] = os.path.join(run['teacher_dir'], f'iter_{teacher_iters}.pth')
     run['folded'] = os.path.join(run['student_dir'], 'student_folded.pth')
 
     reused = os.path.isfile(os.path.join(data_dir, 'annotations', 'instances_val.json'))
-    step(clock, 'data', total, f'easy synthetic COCO-format data: {num_train} train + {num_val} val images -> '
-         f'{data_dir}' + (' (already there: reused; delete the folder to regenerate)' if reused else ''))
+    step(clock, 'data', total, f'easy synthetic COCO-format data, objects: {objects}; {num_train} train + {num_val} '
+         f'val images -> {data_dir}' + (' (already there: reused; delete the folder to regenerate)' if reused else ''))
     if not reused and not run_logged(f'{HERE}/make_synthetic.py', [
             'det', data_dir, '--num-train', num_train, '--num-val', num_val, '--classes', 3, '--min-size', 128,
-            '--max-size', 160, '--max-objects', 3, '--no-clutter'], os.path.join(work_dir, 'logs', 'data.log')):
+            '--max-size', 160, '--max-objects', 3, '--no-clutter']
+            + (['--fashion-mnist', fashion_mnist] if fashion_mnist else []),
+            os.path.join(work_dir, 'logs', 'data.log')):
         return None
     trainings = [
         ('teacher', f"train the teacher (RetinaNet-ResNet18-FPN at a quarter width, {teacher_iters} iterations) -> "

@@ -2,11 +2,14 @@
 
     python tools/misc/make_synthetic.py det OUT_DIR [--num-train 200] [--num-val 50] [--classes 6] [--seed 0]
                                    [--min-size 256] [--max-size 512] [--max-objects 6] [--no-clutter] [--force]
+                                   [--fashion-mnist FOLDER]
     python tools/misc/make_synthetic.py cls OUT_DIR [--num-train 600] [--num-val 120] [--classes 6] [--size 64]
                                    [--family-size 1] [--mark-scale 0.2] [--no-clutter]
 
 det: COCO format (OUT_DIR/{train,val}/*.png, OUT_DIR/annotations/instances_{train,val}.json), for mmdet's
-CocoDataset and CocoMetric. cls: mmpretrain CustomDataset layout (OUT_DIR/{train,val}/<class>/*.png).
+CocoDataset and CocoMetric; with --fashion-mnist the objects are Fashion-MNIST items (train items in train/,
+test items in val/) instead of shapes, and the categories their class names. cls: mmpretrain CustomDataset
+layout (OUT_DIR/{train,val}/<class>/*.png).
 """
 import argparse
 import os
@@ -34,6 +37,9 @@ def parse_args(argv=None):
     parser.add_argument('--no-clutter', action='store_true',
                         help='an easier task: plain backgrounds; cls: no distractor shape, mild aspect ratios; '
                              'det: objects of at least 20%% of the image side')
+    parser.add_argument('--fashion-mnist', metavar='FOLDER',
+                        help='det: draw Fashion-MNIST items from FOLDER (prepared data/fashion_mnist, or the '
+                             'original .gz files, e.g. /usr/share/datasets/fashion-mnist) instead of shapes')
     parser.add_argument('--force', action='store_true', help='write into a non-empty OUT_DIR')
     return parser.parse_args(argv)
 
@@ -57,18 +63,22 @@ def main(argv=None) -> int:
         print('error: --num-train/--num-val/--max-objects must be >= 1 and image sizes >= 32 with --min-size <= '
               '--max-size', file=sys.stderr)
         return 1
+    if args.fashion_mnist and args.kind != 'det':
+        print('error: --fashion-mnist draws detection objects: use it with `det`', file=sys.stderr)
+        return 1
     try:  # written into a staging folder that replaces OUT_DIR whole only once complete
         with atomic_directory(args.out_dir, replace=args.force) as staging, \
                 tqdm(total=num_train + num_val, desc=f'synthetic {args.kind}', unit='img') as bar:
             if args.kind == 'det':
                 make_coco_detection(staging, num_train, num_val, args.classes, args.seed,
                                     (args.min_size, args.max_size), progress=bar.update,
-                                    max_objects=args.max_objects, clutter=not args.no_clutter)
+                                    max_objects=args.max_objects, clutter=not args.no_clutter,
+                                    fashion_mnist=args.fashion_mnist)
             else:
                 make_classification(staging, num_train, num_val, args.classes, args.seed, args.size,
                                     progress=bar.update, family_size=args.family_size,
                                     clutter=not args.no_clutter, mark_scale=args.mark_scale)
-    except (ValueError, FileExistsError) as err:
+    except (ValueError, FileExistsError, FileNotFoundError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     print(f'wrote {num_train} train + {num_val} val images to {args.out_dir}')
