@@ -194,3 +194,20 @@ def test_pad_batch_pads_bottom_right_with_zeros_and_refuses_larger_batches():
     assert padded.shape == (2, 3, 8, 8) and torch.equal(padded[:, :, :5, :7], x) and padded.sum() == x.sum()
     with pytest.raises(QuantizationError, match='5x7 .* larger than the ONNX input 4x8'):
         pad_batch(x, (4, 8))
+
+
+def test_quantize_scores_an_int8_detector_without_detections_as_map_0(tmp_path, cli, monkeypatch):
+    """CocoMetric reports no metric at all when no box passes the score threshold (what entropy calibration
+    did to the study's detectors): the tool scores that model 0 and says so instead of a KeyError."""
+    import mmcompact.deploy
+    config, checkpoint = _tiny_detector(tmp_path, (128, 128))
+    evaluate_onnx = mmcompact.deploy.evaluate_onnx
+    monkeypatch.setattr(mmcompact.deploy, 'evaluate_onnx', lambda cfg, path, *args, **kwargs: {} if
+                        path.endswith('int8.onnx') else evaluate_onnx(cfg, path, *args, **kwargs))
+    out = tmp_path / 'int8'
+    code, stdout, stderr = cli('tools/deployment/quantize.py', config, checkpoint, out, '--shape', 160, 160,
+                               '--calib-num', 1, '--iters', 1)
+    assert code == 0, stderr
+    assert 'INT8: no detection above the score threshold: coco/bbox_mAP 0' in stdout
+    summary = json.loads((out / 'quantize.json').read_text())
+    assert summary['metrics']['INT8'] == {'coco/bbox_mAP': 0.0} and 'coco/bbox_mAP' in summary['metrics']['FP32']

@@ -76,7 +76,14 @@ def main(argv=None) -> int:
     print(f"folded: max |train form - folded| = {check['max_abs_diff']:.2e}; calibrated on {args.calib_num} "
           f'images ({args.calibrate}, {"per-channel" if args.per_channel else "per-tensor"} weights, {args.format})')
     latency = onnx_latency({'FP32': fp32, 'INT8': int8}, (3, *args.shape), (1, 16), args.iters)
-    key = next(iter(metrics['FP32'])) if metrics else None
+    key = next(iter(metrics['FP32'] or metrics['INT8']), None) if metrics else None
+    if metrics and key is None:
+        print('error: neither the FP32 nor the INT8 model detects anything above the score threshold on the '
+              'validation set: check the checkpoint and the config (--cfg-options)', file=sys.stderr)
+        return 1
+    for name in [n for n in metrics if key not in metrics[n]]:  # CocoMetric reports nothing without detections
+        print(f'{name}: no detection above the score threshold: {key} 0')
+        metrics[name] = {key: 0.0}
     digits = 3 if key and 'mAP' in key else 2  # mAP in [0, 1], top-1 in percent
     rows = [['model', key or 'metric', 'drop', 'size MB', 'latency bs1 ms', 'latency bs16 ms']]
     for name, path in (('FP32', fp32), ('INT8', int8)):
