@@ -44,6 +44,16 @@ def parse_args(argv=None):
     return args
 
 
+def metric_key(metrics: dict):
+    """The metric both models are scored by (None without evaluation, or when neither model scored); a model
+    with no metric (CocoMetric reports nothing when no box passes the score threshold) scores 0, said so."""
+    key = next(iter(metrics['FP32'] or metrics['INT8']), None) if metrics else None
+    for name in [n for n in metrics if key is not None and key not in metrics[n]]:
+        print(f'{name}: no detection above the score threshold: {key} 0')
+        metrics[name] = {key: 0.0}
+    return key
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     fp32, int8 = os.path.join(args.out_dir, 'fp32.onnx'), os.path.join(args.out_dir, 'int8.onnx')
@@ -76,14 +86,11 @@ def main(argv=None) -> int:
     print(f"folded: max |train form - folded| = {check['max_abs_diff']:.2e}; calibrated on {args.calib_num} "
           f'images ({args.calibrate}, {"per-channel" if args.per_channel else "per-tensor"} weights, {args.format})')
     latency = onnx_latency({'FP32': fp32, 'INT8': int8}, (3, *args.shape), (1, 16), args.iters)
-    key = next(iter(metrics['FP32'] or metrics['INT8']), None) if metrics else None
+    key = metric_key(metrics)
     if metrics and key is None:
         print('error: neither the FP32 nor the INT8 model detects anything above the score threshold on the '
               'validation set: check the checkpoint and the config (--cfg-options)', file=sys.stderr)
         return 1
-    for name in [n for n in metrics if key not in metrics[n]]:  # CocoMetric reports nothing without detections
-        print(f'{name}: no detection above the score threshold: {key} 0')
-        metrics[name] = {key: 0.0}
     digits = 3 if key and 'mAP' in key else 2  # mAP in [0, 1], top-1 in percent
     rows = [['model', key or 'metric', 'drop', 'size MB', 'latency bs1 ms', 'latency bs16 ms']]
     for name, path in (('FP32', fp32), ('INT8', int8)):
