@@ -165,6 +165,12 @@ def detection_image(seed: int, num_classes: int, size_range: Tuple[int, int] = (
     return image, objects
 
 
+def fashion_scene_classes(num_classes: int) -> List[str]:
+    """The class names of Fashion-MNIST scenes with ``num_classes`` classes (``FASHION_SCENE_LABELS`` order)."""
+    from .fashion_mnist import CLASSES
+    return [CLASSES[label] for label in FASHION_SCENE_LABELS[:num_classes]]
+
+
 def fashion_scene_items(folder: str, split: str, num_classes: int) -> Tuple[List[np.ndarray], List[str]]:
     """The per-class item stacks of ``detection_image(items=...)`` from Fashion-MNIST in ``folder`` (prepared or
     the original ``.gz`` files; ``split`` 'train' or 'test') and their class names, classes in
@@ -180,7 +186,7 @@ def fashion_scene_items(folder: str, split: str, num_classes: int) -> Tuple[List
     if empty:
         raise ValueError(f'Fashion-MNIST in {folder} ({split}) has no item of class {", ".join(empty)}: '
                          'use fewer classes or the full files')
-    return stacks, [CLASSES[label] for label in chosen]
+    return stacks, fashion_scene_classes(num_classes)
 
 
 def make_coco_detection(out_dir: str, num_train: int, num_val: int, num_classes: int = 6, seed: int = 0,

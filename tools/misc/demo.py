@@ -53,8 +53,8 @@ def scene_objects(choice: str) -> tuple:
     """(Fashion-MNIST folder or None for shapes, the scenes' class names or None for the configs' own, the
     data step's note) of ``--objects``; ``fashion-mnist`` without the files is an error, ``auto`` then says
     that it falls back to shapes."""
-    from mmcompact.data.fashion_mnist import CLASSES, DEBIAN_DIR, INSTALL_HINT, UNPACKED_MD5
-    from mmcompact.data.synthetic import FASHION_SCENE_LABELS
+    from mmcompact.data.fashion_mnist import DEBIAN_DIR, INSTALL_HINT, UNPACKED_MD5
+    from mmcompact.data.synthetic import fashion_scene_classes
     if choice == 'shapes':
         return None, None, 'shapes'
     prepared = os.path.join(ROOT, 'data', 'fashion_mnist')
@@ -65,7 +65,7 @@ def scene_objects(choice: str) -> tuple:
             raise FileNotFoundError(f'--objects fashion-mnist: no Fashion-MNIST files in {prepared} or {DEBIAN_DIR}: '
                                     f'{INSTALL_HINT}; or pass --objects shapes')
         return None, None, f'shapes (no Fashion-MNIST files in {prepared} or {DEBIAN_DIR})'
-    names = tuple(CLASSES[label] for label in FASHION_SCENE_LABELS[:3])
+    names = tuple(fashion_scene_classes(3))
     return folder, names, f'Fashion-MNIST items ({", ".join(names)}) from {folder}'
 
 
