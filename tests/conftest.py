@@ -33,6 +33,25 @@ def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model
 
 
+def write_fashion_idx(folder, train_images, test_images, gz=False):
+    """The four Fashion-MNIST idx files in ``folder`` (big-endian magic and sizes, then uint8 data; labels
+    0-9 cycling) for (N, 28, 28) uint8 train and test images, gzip-compressed if ``gz`` as the original
+    archives are (``<name>.gz``)."""
+    import gzip
+    import struct
+
+    import numpy as np
+    os.makedirs(folder, exist_ok=True)
+    for split, images in (('train', train_images), ('t10k', test_images)):
+        n = len(images)
+        for name, data in ((f'{split}-images-idx3-ubyte',
+                            struct.pack('>IIII', 2051, n, 28, 28) + np.asarray(images, np.uint8).tobytes()),
+                           (f'{split}-labels-idx1-ubyte',
+                            struct.pack('>II', 2049, n) + (np.arange(n) % 10).astype(np.uint8).tobytes())):
+            with (gzip.open if gz else open)(os.path.join(folder, name + ('.gz' if gz else '')), 'wb') as f:
+                f.write(data)
+
+
 def run_tool(*args, cwd=ROOT):
     """Run ``python <args>`` in a fresh interpreter (for what only a new process shows). The timeout only
     guards against a hang: the toy-size studies take 1-2 minutes on an idle 2-core machine, and over 10 when

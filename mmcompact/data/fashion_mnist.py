@@ -64,11 +64,22 @@ def load_items(folder: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
     return images, labels.astype(np.int64)
 
 
+def _missing_files(folder: str, suffixes: Tuple[str, ...] = ('',)) -> List[str]:
+    """The idx files (unpacked names) of which ``folder`` holds no ``name + suffix`` for any ``suffix``."""
+    return [name for name in UNPACKED_MD5
+            if not any(os.path.isfile(os.path.join(folder, name + suffix)) for suffix in suffixes)]
+
+
+def holds_items(folder: str) -> bool:
+    """Whether :func:`load_items` finds both splits in ``folder`` (each file unpacked or ``.gz``)."""
+    return not _missing_files(folder, ('', '.gz'))
+
+
 def check_prepared(data_root: str, setting: str = 'data_root') -> None:
     """FileNotFoundError, naming ``setting`` (the option or config key that gave ``data_root``), the missing
     files and the command that makes them, unless ``data_root`` holds the four unpacked idx files that
     mmpretrain's ``FashionMNIST`` reads."""
-    missing = [name for name in UNPACKED_MD5 if not os.path.isfile(os.path.join(data_root, name))]
+    missing = _missing_files(data_root)
     if missing:
         raise FileNotFoundError(f'{setting} {data_root} holds no prepared Fashion-MNIST ({", ".join(missing)} '
                                 f'missing): run `python tools/misc/prepare_fashion_mnist.py --out {data_root}` '

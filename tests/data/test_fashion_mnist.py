@@ -2,11 +2,10 @@
 writes, the GrayToRGB transform, and one check of the real files (installed by `make install`)."""
 import gzip
 import os
-import struct
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, write_fashion_idx
 
 from mmcompact.data import prepare_fashion_mnist
 from mmcompact.data.fashion_mnist import DEBIAN_DIR, UNPACKED_MD5, check_prepared
@@ -17,15 +16,10 @@ NAMES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3
 
 
 def write_idx(folder, num_train=6, num_test=4, seed=0):
-    """The four unpacked idx files (big-endian magic, sizes, uint8 data) of a tiny random Fashion-MNIST."""
+    """The four unpacked idx files of a tiny random Fashion-MNIST."""
     rng = np.random.default_rng(seed)
-    os.makedirs(folder, exist_ok=True)
-    for split, n in (('train', num_train), ('t10k', num_test)):
-        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        with open(os.path.join(folder, f'{split}-images-idx3-ubyte'), 'wb') as f:
-            f.write(struct.pack('>IIII', 2051, n, 28, 28) + images.tobytes())
-        with open(os.path.join(folder, f'{split}-labels-idx1-ubyte'), 'wb') as f:
-            f.write(struct.pack('>II', 2049, n) + (np.arange(n) % 10).astype(np.uint8).tobytes())
+    write_fashion_idx(folder, rng.integers(0, 256, (num_train, 28, 28), dtype=np.uint8),
+                      rng.integers(0, 256, (num_test, 28, 28), dtype=np.uint8))
 
 
 def build_split(data_root, split):

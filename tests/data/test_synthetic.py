@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from conftest import write_fashion_idx
 
 from mmcompact.data import SHAPES, make_classification, make_coco_detection
 
@@ -108,23 +109,6 @@ def test_mark_scale_grows_the_mark_and_keeps_the_rest(tmp_path):
         make_classification(str(tmp_path / 'bad'), 3, 1, 3, family_size=3, mark_scale=0.8)
 
 
-def write_fashion_idx(folder, train_item, test_item, n=20, gz=False):
-    """Tiny Fashion-MNIST idx files (labels 0-9 cycling): every train image is ``train_item``, every test
-    image ``test_item`` (28x28 uint8), optionally gzip-compressed as the original archives are."""
-    import gzip
-    import struct
-
-    import numpy as np
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, item in (('train', train_item), ('t10k', test_item)):
-        for name, data in ((f'{split}-images-idx3-ubyte', struct.pack('>IIII', 2051, n, 28, 28)
-                            + np.repeat(item[None], n, 0).astype(np.uint8).tobytes()),
-                           (f'{split}-labels-idx1-ubyte', struct.pack('>II', 2049, n)
-                            + (np.arange(n) % 10).astype(np.uint8).tobytes())):
-            with (gzip.open if gz else open)(folder / (name + ('.gz' if gz else '')), 'wb') as f:
-                f.write(data)
-
-
 def test_fashion_mnist_scenes_use_train_items_for_train_and_test_items_for_val(tmp_path):
     """Boxes follow each item's silhouette (square train items scaled to aspect 0.64-1.56, thin upright test
     items), inside the image, categories named by their Fashion-MNIST classes; the scenes load in mmdet with
@@ -134,7 +118,7 @@ def test_fashion_mnist_scenes_use_train_items_for_train_and_test_items_for_val(t
     from mmengine.registry import init_default_scope
     square, bar = np.zeros((28, 28), np.uint8), np.zeros((28, 28), np.uint8)
     square[4:24, 4:24], bar[2:26, 12:16] = 255, 255
-    write_fashion_idx(tmp_path / 'fm', square, bar, gz=True)
+    write_fashion_idx(tmp_path / 'fm', np.repeat(square[None], 20, 0), np.repeat(bar[None], 20, 0), gz=True)
     make_coco_detection(str(tmp_path / 'scenes'), 6, 6, 3, size_range=(128, 160), max_objects=3, clutter=False,
                         fashion_mnist=str(tmp_path / 'fm'))
     for split, ratio in (('train', lambda r: 0.6 <= r <= 1.7), ('val', lambda r: r <= 0.4)):
@@ -159,8 +143,8 @@ def test_fashion_mnist_scenes_name_a_missing_class_or_file(tmp_path, cli):
     import numpy as np
 
     from mmcompact.data.fashion_mnist import load_items
-    item = np.full((28, 28), 255, np.uint8)
-    write_fashion_idx(tmp_path / 'few', item, item, n=3)  # labels 0-2 only: no bag (8), no sneaker (7)
+    items = np.full((3, 28, 28), 255, np.uint8)
+    write_fashion_idx(tmp_path / 'few', items, items)  # labels 0-2 only: no bag (8), no sneaker (7)
     with pytest.raises(ValueError, match='no item of class bag, sneaker: use fewer classes'):
         make_coco_detection(str(tmp_path / 'out'), 2, 2, 3, fashion_mnist=str(tmp_path / 'few'))
     (tmp_path / 'few' / 't10k-labels-idx1-ubyte').write_bytes(b'\x00\x00\x08\x01\x00\x00\x00\x05\x00')

@@ -53,13 +53,12 @@ def scene_objects(choice: str) -> tuple:
     """(Fashion-MNIST folder or None for shapes, the scenes' class names or None for the configs' own, the
     data step's note) of ``--objects``; ``fashion-mnist`` without the files is an error, ``auto`` then says
     that it falls back to shapes."""
-    from mmcompact.data.fashion_mnist import DEBIAN_DIR, INSTALL_HINT, UNPACKED_MD5
+    from mmcompact.data.fashion_mnist import DEBIAN_DIR, INSTALL_HINT, holds_items
     from mmcompact.data.synthetic import fashion_scene_classes
     if choice == 'shapes':
         return None, None, 'shapes'
     prepared = os.path.join(ROOT, 'data', 'fashion_mnist')
-    folder = next((f for f, suffix in ((prepared, ''), (DEBIAN_DIR, '.gz'))
-                   if all(os.path.isfile(os.path.join(f, name + suffix)) for name in UNPACKED_MD5)), None)
+    folder = next((f for f in (prepared, DEBIAN_DIR) if holds_items(f)), None)
     if folder is None:
         if choice == 'fashion-mnist':
             raise FileNotFoundError(f'--objects fashion-mnist: no Fashion-MNIST files in {prepared} or {DEBIAN_DIR}: '
