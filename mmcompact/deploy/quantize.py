@@ -147,6 +147,16 @@ def quantize_onnx(fp32_path: str, int8_path: str, batches: Sequence[np.ndarray],
     return int8_path
 
 
+def activation_scales(int8_path: str) -> Dict[str, float]:
+    """{activation tensor: its scale} of a QDQ INT8 model: the per-tensor QuantizeLinear inputs that are not
+    initialisers (weights are stored quantized). The range an activation keeps is 255 x its scale."""
+    import onnx
+    graph = onnx.load(int8_path).graph
+    constants = {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer}
+    return {n.input[0]: float(constants[n.input[1]]) for n in graph.node
+            if n.op_type == 'QuantizeLinear' and n.input[0] not in constants and constants[n.input[1]].size == 1}
+
+
 class OnnxModel(BaseModel):
     """A model whose network is an onnxruntime session, for MMEngine's test loop: ``predict`` runs the
     config's ``data_preprocessor``, the session, then ``decode(outputs, data_samples)`` (the PyTorch model's

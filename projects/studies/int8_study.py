@@ -27,6 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 FMNIST = os.path.join(ROOT, 'configs', 'fashion_mnist')
 DEMO = os.path.join(ROOT, 'configs', 'demo')
 TASKS = ('det', 'fmnist')
+NARROWED = 0.1  # an activation range under a tenth of MinMax's (Entropy's KL search can go down to 1/16)
 
 
 def task_spec(task: str) -> dict:
@@ -121,6 +122,18 @@ def quantized(args, variant: str, seed: int, method: str, log: str) -> dict:
         return json.load(f)
 
 
+def narrowed_activations(args, variant: str, seed: int, method: str):
+    """How many activations the (variant, seed, method) INT8 model keeps at under NARROWED of the range the
+    MinMax model of the same student keeps (a clipped tail); None for MinMax or without both QDQ files."""
+    from mmcompact.deploy import activation_scales
+    folder = os.path.join(args.work_dir, folder_name(variant), f'seed{seed}')
+    paths = [os.path.join(folder, m, 'int8.onnx') for m in ('minmax', method)]
+    if method == 'minmax' or not all(map(os.path.isfile, paths)):
+        return None
+    reference, scales = map(activation_scales, paths)
+    return sum(scales[t] < NARROWED * reference[t] for t in scales if t in reference)
+
+
 def report(args, runs: dict) -> str:
     """results.md / results.json: per variant and method, FP32, INT8 and drop (mean +- 95% CI), and the drop
     of every other variant against the plain one, paired by seed."""
@@ -128,8 +141,8 @@ def report(args, runs: dict) -> str:
     from mmcompact.checkpoint import atomic_file
     metric, digits = args.spec['metric'], args.spec['digits']
     name = metric.split('/')[-1]
-    lines = [f'| variant | calibration | n | FP32 {name} | INT8 {name} | drop (FP32 - INT8) | drop vs plain, paired |',
-             '|---|---|---|---|---|---|---|']
+    lines = [f'| variant | calibration | n | FP32 {name} | INT8 {name} | drop (FP32 - INT8) | drop vs plain, paired '
+             f'| activations at < {NARROWED:g} x MinMax range |', '|---|---|---|---|---|---|---|---|']
     summary = {}
     for variant in args.variants:
         for method in args.methods:
@@ -146,9 +159,13 @@ def report(args, runs: dict) -> str:
                 mean, half, p, pairs = paired_diff(drops, plain)
                 versus = f'{mean:+.{digits}f} +- {half:.{digits}f} ({pairs} pairs, p {p:.3g})'
             cells = [mean_ci(fp32), mean_ci(int8), mean_ci(list(drops.values()))]
+            narrowed = [n for n in (narrowed_activations(args, variant, s, method) for s in seeds) if n is not None]
+            clipped = '{:.1f} +- {:.1f}'.format(*mean_ci(narrowed)) if len(narrowed) > 1 else ''
             lines.append(f'| {variant} | {method} | {len(seeds)} | '
-                         + ' | '.join(f'{m:.{digits}f} +- {h:.{digits}f}' for m, h in cells) + f' | {versus} |')
-            summary[f'{variant}/{method}'] = dict(seeds={str(s): d for s, d in drops.items()}, fp32=fp32, int8=int8)
+                         + ' | '.join(f'{m:.{digits}f} +- {h:.{digits}f}' for m, h in cells)
+                         + f' | {versus} | {clipped} |')
+            summary[f'{variant}/{method}'] = dict(seeds={str(s): d for s, d in drops.items()}, fp32=fp32, int8=int8,
+                                                  narrowed=narrowed)
     table = '\n'.join(lines)
     with atomic_file(os.path.join(args.work_dir, 'results.json'), 'w') as f:
         json.dump(summary, f, indent=1)

@@ -84,20 +84,10 @@ def test_quantize_refuses_bad_input_in_one_line(tiny_classifier, cli):
     assert code == 1 and 'nothing.pth' in stderr and len(stderr.strip().splitlines()) == 1, stderr
 
 
-def _activation_scales(path):
-    """{QuantizeLinear node: its scale} of the activations of a QDQ model (weights are stored quantized)."""
-    import onnx
-    from onnx import numpy_helper
-    graph = onnx.load(str(path)).graph
-    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    return {n.name: float(constants[n.input[1]]) for n in graph.node
-            if n.op_type == 'QuantizeLinear' and n.input[0] not in constants and constants[n.input[1]].size == 1}
-
-
 def test_entropy_calibration_clips_rare_outliers_that_minmax_keeps(tiny_classifier, tmp_path):
     """--calibrate entropy is KL-divergence calibration, not MinMax under another name: on inputs with rare large
     values it picks narrower activation ranges (onnxruntime's own 128-bin default gives MinMax's exactly)."""
-    from mmcompact.deploy import fp32_onnx_of, quantize_onnx
+    from mmcompact.deploy import activation_scales, fp32_onnx_of, quantize_onnx
     from mmcompact.utils import load_config
     config, checkpoint, _ = tiny_classifier
     fp32 = tmp_path / 'fp32.onnx'
@@ -105,7 +95,7 @@ def test_entropy_calibration_clips_rare_outliers_that_minmax_keeps(tiny_classifi
     rng = np.random.default_rng(0)
     batches = [rng.normal(size=(2, 3, 32, 32)).astype(np.float32) for _ in range(8)]
     batches[0][0, :, 0, 0] = 40.0  # one outlier pixel among 8 x 2 x 3 x 32 x 32 values
-    scales = {m: _activation_scales(quantize_onnx(str(fp32), str(tmp_path / f'{m}.onnx'), batches, m))
+    scales = {m: activation_scales(quantize_onnx(str(fp32), str(tmp_path / f'{m}.onnx'), batches, m))
               for m in ('minmax', 'entropy')}
     assert scales['minmax'].keys() == scales['entropy'].keys() and len(scales['minmax']) >= 10
     narrower = [n for n, v in scales['entropy'].items() if v < 0.9 * scales['minmax'][n]]
