@@ -13,11 +13,12 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 import numpy as np
 import torch
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 from mmengine.model import BaseModel
 
 from ..utils import build_model
 
-CALIBRATION_METHODS = ('minmax', 'entropy', 'percentile')
+CALIBRATION_METHODS = ('minmax', 'entropy', 'entropy-tails', 'percentile')
 FORMATS = ('qdq', 'qoperator')
 QUANTIZED_OPS = ('Conv', 'Gemm', 'MatMul')
 # Entropy (KL-divergence) calibration as TensorRT does it (Migacz, "8-bit Inference with TensorRT", GTC 2017):
@@ -25,6 +26,12 @@ QUANTIZED_OPS = ('Conv', 'Gemm', 'MatMul')
 # Entropy calibrator with 128 bins and 128 quantized bins, where the only candidate threshold is the whole
 # histogram: its "entropy" ranges equal MinMax's (measured: byte-identical INT8 models).
 ENTROPY_BINS = dict(num_bins=2048, num_quantized_bins=128)
+# The KL search's smallest candidates round nothing (one histogram bin per quantized level), so they win whenever
+# the values beyond them are rare, however large: a range can shrink to 1/16 of the observed one, clipping the
+# tail (on a detection map, the responses at the few object positions). 'entropy-tails' gives every tensor whose
+# Entropy range is under TAIL_FLOOR of its observed range that observed (MinMax) range, and keeps Entropy's
+# ranges elsewhere.
+TAIL_FLOOR = 0.1
 
 
 class QuantizationError(ValueError):
@@ -107,13 +114,34 @@ def _graph_input(onnx_path: str) -> tuple:
     return value.name, tuple(d.dim_value or d.dim_param for d in value.type.tensor_type.shape.dim[2:])
 
 
+def _entropy_cache(fp32_path: str, input_name: str, batches: Sequence[np.ndarray], tmp: str, cache: str,
+                   keep_tails: bool) -> List[str]:
+    """Entropy ranges of every calibrated tensor, written to the calibration cache ``cache``; returns the tensors
+    whose range is under TAIL_FLOOR of their observed one, which with ``keep_tails`` get the observed range."""
+    q = _ort_quantization()
+    from onnxruntime.quantization.calibrate import TensorsData, create_calibrator, save_tensors_data
+    calibrator = create_calibrator(fp32_path, list(QUANTIZED_OPS), os.path.join(tmp, 'augmented.onnx'),
+                                   q.CalibrationMethod.Entropy, extra_options=dict(ENTROPY_BINS))
+    calibrator.collect_data(_Reader(input_name, batches))
+    ranges = calibrator.collector.compute_collection_result()  # {tensor: (low, high, histogram, edges)}
+    clipped = []
+    for name, (low, high, hist, edges) in ranges.items():
+        observed_low, observed_high = calibrator.collector.histogram_dict[name][2:4]
+        if high - low < TAIL_FLOOR * (observed_high - observed_low):
+            clipped.append(name)
+            if keep_tails:
+                ranges[name] = (np.asarray(observed_low, low.dtype), np.asarray(observed_high, low.dtype), hist, edges)
+    save_tensors_data(TensorsData(q.CalibrationMethod.Entropy, ranges), cache)
+    return clipped
+
+
 def quantize_onnx(fp32_path: str, int8_path: str, batches: Sequence[np.ndarray], method: str = 'minmax',
                   per_channel: bool = True, fmt: str = 'qdq', nodes: Optional[Sequence[str]] = None) -> str:
     """Static INT8 quantization (int8 weights and activations) of ``fp32_path`` into ``int8_path``,
-    calibrated on ``batches`` with ``method`` (minmax, entropy or percentile), per-channel weights if
-    ``per_channel``, in ``fmt`` (qdq: QuantizeLinear/DequantizeLinear pairs, what TensorRT and most NPU
-    compilers read; qoperator: QLinearConv etc.). ``nodes``: quantize only these nodes (the sensitivity
-    report). Returns ``int8_path``."""
+    calibrated on ``batches`` with ``method`` (minmax, entropy, entropy-tails (see TAIL_FLOOR) or percentile),
+    per-channel weights if ``per_channel``, in ``fmt`` (qdq: QuantizeLinear/DequantizeLinear pairs, what
+    TensorRT and most NPU compilers read; qoperator: QLinearConv etc.). ``nodes``: quantize only these nodes
+    (the sensitivity report). Entropy warns when it clipped tails. Returns ``int8_path``."""
     q = _ort_quantization()
     if method not in CALIBRATION_METHODS:
         raise QuantizationError(f'--calibrate {method!r}: choose one of {", ".join(CALIBRATION_METHODS)}')
@@ -127,15 +155,15 @@ def quantize_onnx(fp32_path: str, int8_path: str, batches: Sequence[np.ndarray],
         raise QuantizationError(f'a calibration batch is {got} (H, W), the ONNX input {expected}: pass --shape '
                                 f'{got[0]} {got[1]} (the size the config\'s test pipeline produces)')
     calibrate = {'minmax': q.CalibrationMethod.MinMax, 'entropy': q.CalibrationMethod.Entropy,
-                 'percentile': q.CalibrationMethod.Percentile}[method]
+                 'entropy-tails': q.CalibrationMethod.Entropy, 'percentile': q.CalibrationMethod.Percentile}[method]
     with tempfile.TemporaryDirectory() as tmp:  # onnxruntime writes its augmented calibration model here
         cache = os.path.join(tmp, 'calibration.json')
-        if method == 'entropy':  # ranges computed here (see ENTROPY_BINS), handed over as a calibration cache
-            from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
-            calibrator = create_calibrator(fp32_path, list(QUANTIZED_OPS), os.path.join(tmp, 'augmented.onnx'),
-                                           calibrate, extra_options=dict(ENTROPY_BINS))
-            calibrator.collect_data(_Reader(input_name, batches))
-            save_tensors_data(calibrator.compute_data(), cache)
+        if calibrate == q.CalibrationMethod.Entropy:  # ranges computed here, handed over as a calibration cache
+            clipped = _entropy_cache(fp32_path, input_name, batches, tmp, cache, method == 'entropy-tails')
+            if method == 'entropy' and clipped and nodes is None:
+                MMLogger.get_current_instance().warning(
+                    f'Entropy calibration clipped {len(clipped)} activation ranges to under {TAIL_FLOOR:g} of their '
+                    'observed range: --calibrate entropy-tails keeps those tails, minmax / percentile all ranges')
         q.quantize_static(
             fp32_path, int8_path, _Reader(input_name, batches),
             quant_format=q.QuantFormat.QDQ if fmt == 'qdq' else q.QuantFormat.QOperator,

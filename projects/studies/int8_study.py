@@ -27,7 +27,6 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 FMNIST = os.path.join(ROOT, 'configs', 'fashion_mnist')
 DEMO = os.path.join(ROOT, 'configs', 'demo')
 TASKS = ('det', 'fmnist')
-NARROWED = 0.1  # an activation range under a tenth of MinMax's (Entropy's KL search can go down to 1/16)
 
 
 def task_spec(task: str) -> dict:
@@ -56,7 +55,7 @@ def parse_args(argv=None):
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--variants', nargs='+', default=['plain', 're-param', 're-param + KD'])
     parser.add_argument('--methods', nargs='+', default=['minmax', 'entropy', 'percentile'],
-                        choices=['minmax', 'entropy', 'percentile'])
+                        choices=['minmax', 'entropy', 'entropy-tails', 'percentile'])
     parser.add_argument('--calib-num', type=int, default=256)
     args = parser.parse_args(argv)
     args.spec = task_spec(args.task)
@@ -123,15 +122,15 @@ def quantized(args, variant: str, seed: int, method: str, log: str) -> dict:
 
 
 def narrowed_activations(args, variant: str, seed: int, method: str):
-    """How many activations the (variant, seed, method) INT8 model keeps at under NARROWED of the range the
+    """How many activations the (variant, seed, method) INT8 model keeps at under TAIL_FLOOR of the range the
     MinMax model of the same student keeps (a clipped tail); None for MinMax or without both QDQ files."""
-    from mmcompact.deploy import activation_scales
+    from mmcompact.deploy import TAIL_FLOOR, activation_scales
     folder = os.path.join(args.work_dir, folder_name(variant), f'seed{seed}')
     paths = [os.path.join(folder, m, 'int8.onnx') for m in ('minmax', method)]
     if method == 'minmax' or not all(map(os.path.isfile, paths)):
         return None
     reference, scales = map(activation_scales, paths)
-    return sum(scales[t] < NARROWED * reference[t] for t in scales if t in reference)
+    return sum(scales[t] < TAIL_FLOOR * reference[t] for t in scales if t in reference)
 
 
 def report(args, runs: dict) -> str:
@@ -139,10 +138,11 @@ def report(args, runs: dict) -> str:
     of every other variant against the plain one, paired by seed."""
     from mmcompact.analysis import mean_ci, paired_diff
     from mmcompact.checkpoint import atomic_file
+    from mmcompact.deploy import TAIL_FLOOR
     metric, digits = args.spec['metric'], args.spec['digits']
     name = metric.split('/')[-1]
     lines = [f'| variant | calibration | n | FP32 {name} | INT8 {name} | drop (FP32 - INT8) | drop vs plain, paired '
-             f'| activations at < {NARROWED:g} x MinMax range |', '|---|---|---|---|---|---|---|---|']
+             f'| activations at < {TAIL_FLOOR:g} x MinMax range |', '|---|---|---|---|---|---|---|---|']
     summary = {}
     for variant in args.variants:
         for method in args.methods:

@@ -102,6 +102,26 @@ def test_entropy_calibration_clips_rare_outliers_that_minmax_keeps(tiny_classifi
     assert len(narrower) >= len(scales['minmax']) // 2, (narrower, scales)
 
 
+def test_entropy_tails_gives_clipped_ranges_their_observed_range_and_keeps_the_rest(tiny_classifier, tmp_path):
+    """A huge rare outlier makes Entropy clip ranges to under TAIL_FLOOR of MinMax's; entropy-tails gives exactly
+    those MinMax's range and keeps Entropy's everywhere else."""
+    from mmcompact.deploy import TAIL_FLOOR, activation_scales, fp32_onnx_of, quantize_onnx
+    from mmcompact.utils import load_config
+    config, checkpoint, _ = tiny_classifier
+    fp32 = tmp_path / 'fp32.onnx'
+    fp32_onnx_of(load_config(str(config)), str(checkpoint), str(fp32), (3, 32, 32))
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(size=(2, 3, 32, 32)).astype(np.float32) for _ in range(8)]
+    batches[0][0, :, 0, 0] = 400.0  # one huge outlier pixel among 8 x 2 x 3 x 32 x 32 values
+    scales = {m: activation_scales(quantize_onnx(str(fp32), str(tmp_path / f'{m}.onnx'), batches, m))
+              for m in ('minmax', 'entropy', 'entropy-tails')}
+    clipped = {t for t, v in scales['entropy'].items() if v < TAIL_FLOOR * scales['minmax'][t]}
+    assert clipped and len(clipped) < len(scales['minmax']), scales
+    for tensor, scale in scales['entropy-tails'].items():
+        expected = scales['minmax' if tensor in clipped else 'entropy'][tensor]
+        assert scale == pytest.approx(expected, rel=1e-3), (tensor, scale, expected)
+
+
 def test_sqnr_is_infinite_for_equal_outputs_and_falls_with_noise():
     from mmcompact.deploy import sqnr_db
     x = np.random.default_rng(0).normal(size=1000)

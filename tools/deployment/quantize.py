@@ -1,7 +1,7 @@
 """Quantize a classifier or single-stage detector to static INT8 ONNX: metric, size and CPU latency, FP32 vs INT8.
 
     python tools/deployment/quantize.py CONFIG CHECKPOINT OUT_DIR [--calib-num 256]
-        [--calibrate minmax|entropy|percentile] [--per-channel] [--format qdq|qoperator] [--shape 32 32]
+        [--calibrate minmax|entropy|entropy-tails|percentile] [--per-channel] [--format qdq|qoperator] [--shape 32 32]
         [--eval-num N] [--sensitivity] [--no-eval] [--force] [--cfg-options k=v ...]
 
 CHECKPOINT (training form or folded) is folded with the equivalence check and exported (OUT_DIR/fp32.onnx,
@@ -27,7 +27,9 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint')
     parser.add_argument('out_dir', help='folder for fp32.onnx, int8.onnx, quantize.json (and the sensitivity report)')
     parser.add_argument('--calib-num', type=int, default=256, help='calibration images (default 256)')
-    parser.add_argument('--calibrate', choices=['minmax', 'entropy', 'percentile'], default='minmax')
+    parser.add_argument('--calibrate', choices=['minmax', 'entropy', 'entropy-tails', 'percentile'],
+                        default='minmax', help='entropy-tails: Entropy, but a range it clips to under 1/10 of the '
+                        'observed one keeps the observed range (mmcompact.deploy.TAIL_FLOOR)')
     parser.add_argument('--per-channel', action='store_true', help='per-output-channel weight scales')
     parser.add_argument('--format', choices=['qdq', 'qoperator'], default='qdq')
     parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'),
