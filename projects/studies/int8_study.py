@@ -2,7 +2,8 @@
 students (plain, re-param, re-param + KD: one deploy network per task), per seed and calibration method.
 
     python projects/studies/int8_study.py [--task fmnist] [--recipe-dir work_dirs/fashion_mnist_recipe]
-        [--seeds 0 1 2] [--variants plain re-param "re-param + KD"] [--methods minmax entropy percentile]
+        [--seeds 0 1 2] [--variants plain re-param "re-param + KD"]
+        [--methods minmax entropy entropy-tails percentile]
         [--calib-num 256] [--work-dir work_dirs/fashion_mnist_int8]
     python projects/studies/int8_study.py --task det [--recipe-dir work_dirs/recipe_study_det] [--work-dir
         work_dirs/det_int8] ...
@@ -13,8 +14,8 @@ synthetic validation set, the demo's kind of scenes, 160x160 export, images padd
 one `tools/deployment/quantize.py` run (per-channel weights, QDQ); a finished one (its quantize.json) is reused,
 so re-running continues the study. A distilled run's student is the one its StudentExportHook wrote, or is
 exported (`tools/deployment/export_student.py`). Writes results.md and results.json: FP32 and INT8 metric and the
-drop, mean with 95% CI over seeds, and the drop of each re-parameterized variant against the plain one, paired by
-seed.
+drop, mean with 95% CI over seeds, the drop of each re-parameterized variant against the plain one, paired by
+seed, and how many activation ranges each calibration cuts to under 1/10 of MinMax's (TAIL_FLOOR).
 """
 import argparse
 import json
