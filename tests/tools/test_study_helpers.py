@@ -94,3 +94,31 @@ def test_structure_study_fashion_mnist_family_schedules_its_configs(tmp_path):
     synthetic = module.Study(module.parse_args(['--work-dir', str(tmp_path / 'synthetic')]), [])
     assert synthetic.schedule(12)['param_scheduler.0.T_max'] == 12
     assert synthetic.data == str(tmp_path / 'synthetic' / 'data')
+
+
+def write_qdq(path, scales):
+    """A QDQ graph with one QuantizeLinear / DequantizeLinear pair per {tensor: scale} (inputs as graph inputs)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    nodes, inputs, outputs, inits = [], [], [], []
+    for name, scale in scales.items():
+        inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [1]))
+        outputs.append(helper.make_tensor_value_info(f'{name}_dq', TensorProto.FLOAT, [1]))
+        inits += [numpy_helper.from_array(np.array(scale, np.float32), f'{name}_scale'),
+                  numpy_helper.from_array(np.array(0, np.int8), f'{name}_zero')]
+        nodes += [helper.make_node('QuantizeLinear', [name, f'{name}_scale', f'{name}_zero'], [f'{name}_q']),
+                  helper.make_node('DequantizeLinear', [f'{name}_q', f'{name}_scale', f'{name}_zero'], [f'{name}_dq'])]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    onnx.save(helper.make_model(helper.make_graph(nodes, 'qdq', inputs, outputs, inits)), path)
+
+
+def test_int8_study_counts_the_ranges_a_calibration_cuts_to_under_a_tenth_of_minmax(tmp_path):
+    study = load_study()
+    args = study.parse_args(['--task', 'det', '--work-dir', str(tmp_path)])
+    folder = tmp_path / 're_param' / 'seed0'
+    write_qdq(str(folder / 'minmax' / 'int8.onnx'), {'a': 1.0, 'b': 1.0, 'c': 2.0})
+    write_qdq(str(folder / 'entropy' / 'int8.onnx'), {'a': 0.0625, 'b': 0.5, 'c': 0.1})
+    assert study.narrowed_activations(args, 're-param', 0, 'entropy') == 2  # a (1/16) and c (1/20), not b (1/2)
+    assert study.narrowed_activations(args, 're-param', 0, 'minmax') is None
+    assert study.narrowed_activations(args, 're-param', 0, 'percentile') is None  # no such model
