@@ -4,7 +4,7 @@ import gzip
 import hashlib
 import os
 import shutil
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -45,6 +45,12 @@ def _read_idx(path: str, magic: int, item_shape: Tuple[int, ...]) -> np.ndarray:
     return np.frombuffer(data, np.uint8, offset=header).reshape(-1, *item_shape)
 
 
+def _find(folder: str, name: str, suffixes: Tuple[str, ...]) -> Optional[str]:
+    """The first of ``folder/name + suffix`` (in ``suffixes`` order) that is a file, or None."""
+    return next((path for path in (os.path.join(folder, name + suffix) for suffix in suffixes)
+                 if os.path.isfile(path)), None)
+
+
 def load_items(folder: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
     """(images uint8 (N, 28, 28), labels int64 (N,)) of the ``'train'`` or ``'test'`` split from ``folder``:
     a prepared ``data_root`` (the unpacked idx files) or the original ``.gz`` files (e.g. ``DEBIAN_DIR``).
@@ -52,11 +58,11 @@ def load_items(folder: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
     prefix = {'train': 'train', 'test': 't10k'}[split]
     paths = []
     for name in (f'{prefix}-images-idx3-ubyte', f'{prefix}-labels-idx1-ubyte'):
-        found = [p for p in (os.path.join(folder, name), os.path.join(folder, name + '.gz')) if os.path.isfile(p)]
-        if not found:
+        path = _find(folder, name, ('', '.gz'))
+        if path is None:
             raise FileNotFoundError(f'Fashion-MNIST: {folder} has neither {name} nor {name}.gz: run '
                                     f'`python tools/misc/prepare_fashion_mnist.py` ({INSTALL_HINT})')
-        paths.append(found[0])
+        paths.append(path)
     images, labels = _read_idx(paths[0], 2051, (28, 28)), _read_idx(paths[1], 2049, ())
     if len(images) != len(labels):
         raise ValueError(f'Fashion-MNIST: {paths[0]} holds {len(images)} images and {paths[1]} {len(labels)} '
@@ -66,8 +72,7 @@ def load_items(folder: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
 
 def _missing_files(folder: str, suffixes: Tuple[str, ...] = ('',)) -> List[str]:
     """The idx files (unpacked names) of which ``folder`` holds no ``name + suffix`` for any ``suffix``."""
-    return [name for name in UNPACKED_MD5
-            if not any(os.path.isfile(os.path.join(folder, name + suffix)) for suffix in suffixes)]
+    return [name for name in UNPACKED_MD5 if _find(folder, name, suffixes) is None]
 
 
 def holds_items(folder: str) -> bool:
