@@ -18,6 +18,7 @@ drop, mean with 95% CI over seeds, the drop of each re-parameterized variant aga
 seed, and how many activation ranges each calibration cuts to under 1/10 of MinMax's (TAIL_FLOOR).
 """
 import argparse
+import functools
 import json
 import os
 import re
@@ -122,15 +123,22 @@ def quantized(args, variant: str, seed: int, method: str, log: str) -> dict:
         return json.load(f)
 
 
+@functools.lru_cache(maxsize=None)
+def scales_of(int8_path: str) -> dict:
+    """deploy.activation_scales, read once per file: the report is rebuilt after every quantization."""
+    from mmcompact.deploy import activation_scales
+    return activation_scales(int8_path)
+
+
 def narrowed_activations(args, variant: str, seed: int, method: str):
     """How many activations the (variant, seed, method) INT8 model keeps at under TAIL_FLOOR of the range the
     MinMax model of the same student keeps (a clipped tail); None for MinMax or without both QDQ files."""
-    from mmcompact.deploy import TAIL_FLOOR, activation_scales
+    from mmcompact.deploy import TAIL_FLOOR
     folder = os.path.join(args.work_dir, folder_name(variant), f'seed{seed}')
     paths = [os.path.join(folder, m, 'int8.onnx') for m in ('minmax', method)]
     if method == 'minmax' or not all(map(os.path.isfile, paths)):
         return None
-    reference, scales = map(activation_scales, paths)
+    reference, scales = map(scales_of, paths)
     return sum(scales[t] < TAIL_FLOOR * reference[t] for t in scales if t in reference)
 
 
