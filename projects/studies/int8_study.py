@@ -59,10 +59,18 @@ def parse_args(argv=None):
     parser.add_argument('--methods', nargs='+', default=['minmax', 'entropy', 'percentile'],
                         choices=['minmax', 'entropy', 'entropy-tails', 'percentile'])
     parser.add_argument('--calib-num', type=int, default=256)
+    parser.add_argument('--merge', metavar='JSON',
+                        help='the results.json of an earlier invocation of this study whose work dir is gone (e.g. '
+                             'results/det_int8.json): its per-seed records stand in for the (variant, seed, method) '
+                             '--work-dir has not quantized (those are not quantized)')
     args = parser.parse_args(argv)
     args.spec = task_spec(args.task)
     args.recipe_dir = args.recipe_dir or args.spec['recipe_dir']
     args.work_dir = args.work_dir or args.spec['work_dir']
+    try:
+        args.merged = merged_runs(args.merge, args.spec['metric']) if args.merge else {}
+    except (OSError, ValueError, KeyError) as err:
+        parser.error(f'--merge {args.merge}: {err}')
     return args
 
 
@@ -105,11 +113,30 @@ def student_checkpoint(args, variant: str, seed: int, log: str) -> tuple:
     return spec['student'], os.path.join(out, 'student.pth'), {}
 
 
+def merged_runs(path: str, metric: str) -> dict:
+    """{(variant, seed, method): record} from a results.json written by ``report``; a record holds the
+    quantize.json metrics ``report`` reads and the ``narrowed`` count (None where not counted)."""
+    with open(path) as f:
+        study = json.load(f)
+    if study.get('metric') != metric:
+        raise ValueError(f'--merge {path} holds {study.get("metric")!r} scores, this study {metric!r}: pass the '
+                         'results.json of the same task')
+    runs = {}
+    for key, v in study['results'].items():
+        variant, method = key.rsplit('/', 1)
+        for seed, fp32 in v['fp32'].items():
+            runs[variant, int(seed), method] = dict(metrics={'FP32': {metric: fp32}, 'INT8': {metric: v['int8'][seed]}},
+                                                    narrowed=v['narrowed'].get(seed), merged=True)
+    return runs
+
+
 def quantized(args, variant: str, seed: int, method: str, log: str) -> dict:
-    """quantize.json of one (variant, seed, method), run unless there."""
+    """quantize.json of one (variant, seed, method), run unless there or given by ``--merge``."""
     from mmcompact.cli import run_tool
     out = os.path.join(os.path.abspath(args.work_dir), folder_name(variant), f'seed{seed}', method)
     summary = os.path.join(out, 'quantize.json')
+    if not os.path.isfile(summary) and (variant, seed, method) in args.merged:
+        return args.merged[variant, seed, method]
     if not os.path.isfile(summary):
         config, checkpoint, options = student_checkpoint(args, variant, seed, log)
         options = {**data_options(args), **options}
@@ -152,7 +179,7 @@ def report(args, runs: dict) -> str:
     name = metric.split('/')[-1]
     lines = [f'| variant | calibration | n | FP32 {name} | INT8 {name} | drop (FP32 - INT8) | drop vs plain, paired '
              f'| activations at < {TAIL_FLOOR:g} x MinMax range |', '|---|---|---|---|---|---|---|---|']
-    summary = {}
+    summary = {'metric': metric, 'results': {}}
     for variant in args.variants:
         for method in args.methods:
             seeds = {s: r for (v, s, m), r in runs.items() if v == variant and m == method}
@@ -168,14 +195,22 @@ def report(args, runs: dict) -> str:
                 mean, half, p, pairs = paired_diff(drops, plain)
                 versus = f'{mean:+.{digits}f} +- {half:.{digits}f} ({pairs} pairs, p {p:.3g})'
             cells = [mean_ci(fp32), mean_ci(int8), mean_ci(list(drops.values()))]
-            narrowed = [n for n in (narrowed_activations(args, variant, s, method) for s in seeds) if n is not None]
-            clipped = '{:.1f} +- {:.1f}'.format(*mean_ci(narrowed)) if len(narrowed) > 1 else ''
+            narrowed = {s: r['narrowed'] if r.get('merged') else narrowed_activations(args, variant, s, method)
+                        for s, r in seeds.items()}
+            narrowed = {s: n for s, n in narrowed.items() if n is not None}
+            clipped = '{:.1f} +- {:.1f}'.format(*mean_ci(list(narrowed.values()))) if len(narrowed) > 1 else ''
             lines.append(f'| {variant} | {method} | {len(seeds)} | '
                          + ' | '.join(f'{m:.{digits}f} +- {h:.{digits}f}' for m, h in cells)
                          + f' | {versus} | {clipped} |')
-            summary[f'{variant}/{method}'] = dict(seeds={str(s): d for s, d in drops.items()}, fp32=fp32, int8=int8,
-                                                  narrowed=narrowed)
+            summary['results'][f'{variant}/{method}'] = {
+                key: {str(s): x for s, x in values.items()} for key, values in (
+                    ('drop', drops), ('fp32', dict(zip(seeds, fp32))), ('int8', dict(zip(seeds, int8))),
+                    ('narrowed', narrowed))}
     table = '\n'.join(lines)
+    stand_ins = sorted({(v, s) for (v, s, m), r in runs.items() if r.get('merged')})
+    if stand_ins:
+        table += (f'\n\n{len(stand_ins)} students from `--merge {args.merge}` (an earlier invocation, same commands): '
+                  + ', '.join(f'{v} seed {s}' for v, s in stand_ins))
     with atomic_file(os.path.join(args.work_dir, 'results.json'), 'w') as f:
         json.dump(summary, f, indent=1)
     with atomic_file(os.path.join(args.work_dir, 'results.md'), 'w') as f:

@@ -532,7 +532,8 @@ def make_jobs(args, study: dict) -> list:
     """(name, seed, config, options, run dir) of the teacher (seed None) and of every variant and seed, in
     the order they run: teacher first, then the runs that do not need it, so they fill the other workers
     meanwhile; each group seed by seed (an interrupted study has every variant at its first seeds). With the
-    teacher already trained, seed by seed across all variants (paired results)."""
+    teacher already trained, seed by seed across all variants (paired results). No teacher job when no
+    variant distils and none is trained (a plain-only study trains none)."""
     from mmcompact.cli import finished_metric
     teacher_dir = os.path.join(study['work_dir'], 'teacher')
     teacher = ('teacher', None, study['teacher'][0], study['teacher'][1], teacher_dir)
@@ -544,8 +545,9 @@ def make_jobs(args, study: dict) -> list:
             per_seed = {k: v.replace('{seed}', str(seed)) if isinstance(v, str) else v for k, v in options.items()}
             jobs.append((name, seed, config, {**per_seed, 'randomness.seed': seed}, run_dir))
     teacher_ready = finished_metric(teacher_dir, study['metric']) is not None
-    return [teacher] + sorted(jobs, key=lambda j: (j[1],) if teacher_ready else
-                              ('model.teacher_checkpoint' in j[3], j[1]))
+    ordered = sorted(jobs, key=lambda j: (j[1],) if teacher_ready else ('model.teacher_checkpoint' in j[3], j[1]))
+    needs_teacher = any('model.teacher_checkpoint' in j[3] for j in jobs)
+    return [teacher] + ordered if needs_teacher or teacher_ready else ordered
 
 
 def command_line(config: str, run_dir: str, options: dict) -> str:
@@ -563,8 +565,8 @@ def run_study(args, study: dict, jobs: list) -> tuple:
     commands = [command_line(config, run_dir, options) for _, _, config, options, run_dir in jobs]
     header = study['header']
     # a run this work dir has not finished takes the merged score instead of training
-    stand_in = {(name, seed): merged[name][seed] for name, seed, _, _, run_dir in jobs[1:]
-                if seed in merged.get(name, {}) and finished_metric(run_dir, metric) is None}
+    stand_in = {(name, seed): merged[name][seed] for name, seed, _, _, run_dir in jobs
+                if name != 'teacher' and seed in merged.get(name, {}) and finished_metric(run_dir, metric) is None}
     if stand_in:
         header += (f'\n\n{len(stand_in)} scores from `{os.path.relpath(os.path.abspath(args.merge), ROOT)}` '
                    f'(an earlier invocation, same commands): '
@@ -582,7 +584,7 @@ def run_study(args, study: dict, jobs: list) -> tuple:
         if name != 'teacher' and 'model.teacher_checkpoint' in options and not args.report_only:
             teacher_done.wait()
             if 'teacher' not in scores:
-                raise RuntimeError(f"the teacher did not train: see {jobs[0][4]}/train.log")
+                raise RuntimeError(f"the teacher did not train: see {study['work_dir']}/teacher/train.log")
         try:
             score = stand_in[name, seed] if (name, seed) in stand_in else train_or_reuse(
                 TRAIN, config, run_dir, metric, options, study['threads'], report_only=args.report_only,

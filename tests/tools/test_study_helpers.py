@@ -122,3 +122,58 @@ def test_int8_study_counts_the_ranges_a_calibration_cuts_to_under_a_tenth_of_min
     assert study.narrowed_activations(args, 're-param', 0, 'entropy') == 2  # a (1/16) and c (1/20), not b (1/2)
     assert study.narrowed_activations(args, 're-param', 0, 'minmax') is None
     assert study.narrowed_activations(args, 're-param', 0, 'percentile') is None  # no such model
+
+
+def test_int8_study_merge_stands_in_for_the_quantizations_of_a_lost_work_dir(tmp_path):
+    """results.json written by one invocation is read back by --merge of the next, seed by seed, and its records
+    take the place of the quantizations the new work dir lacks (nothing is quantized for them)."""
+    study = load_study()
+    earlier = tmp_path / 'earlier'
+    args = study.parse_args(['--task', 'det', '--work-dir', str(earlier), '--variants', 'plain', 're-param',
+                             '--methods', 'minmax', 'entropy'])
+    os.makedirs(earlier)
+    metric = 'coco/bbox_mAP'
+
+    def record(fp32, int8):
+        return {'metrics': {'FP32': {metric: fp32}, 'INT8': {metric: int8}}}
+    runs = {('plain', 0, 'minmax'): record(0.25, 0.24), ('plain', 1, 'minmax'): record(0.26, 0.26),
+            ('re-param', 0, 'minmax'): record(0.28, 0.27), ('re-param', 1, 'minmax'): record(0.29, 0.28)}
+    study.report(args, runs)
+    merged = study.merged_runs(str(earlier / 'results.json'), metric)
+    assert merged['re-param', 1, 'minmax']['metrics'] == runs['re-param', 1, 'minmax']['metrics']
+    assert merged['plain', 0, 'minmax']['narrowed'] is None  # MinMax counts no clipped range
+
+    later = study.parse_args(['--task', 'det', '--recipe-dir', str(tmp_path / 'gone'), '--work-dir',
+                              str(tmp_path / 'later'), '--merge', str(earlier / 'results.json'),
+                              '--variants', 'plain', 're-param', '--methods', 'minmax'])
+    os.makedirs(tmp_path / 'later')
+    # no student checkpoint exists: a stand-in must not try to quantize
+    stand_in = study.quantized(later, 're-param', 1, 'minmax', str(tmp_path / 'log'))
+    assert stand_in['metrics']['INT8'][metric] == 0.28
+    table = study.report(later, {job: study.quantized(later, *job, str(tmp_path / 'log')) for job in runs})
+    assert '| re-param | minmax | 2 | 0.285 +- ' in table and '4 students from `--merge' in table
+    with pytest.raises(FileNotFoundError, match='holds no finished run'):  # neither here nor in --merge
+        study.quantized(later, 're-param', 2, 'minmax', str(tmp_path / 'log'))
+
+
+def test_int8_study_merge_of_another_task_is_refused(tmp_path, capsys):
+    study = load_study()
+    path = tmp_path / 'fmnist.json'
+    path.write_text('{"metric": "accuracy/top1", "results": {}}')
+    with pytest.raises(SystemExit):
+        study.parse_args(['--task', 'det', '--merge', str(path)])
+    assert "holds 'accuracy/top1' scores, this study 'coco/bbox_mAP'" in capsys.readouterr().err
+
+
+def test_recipe_study_without_distilled_variants_trains_no_teacher(tmp_path):
+    spec = importlib.util.spec_from_file_location('recipe_study', os.path.join(ROOT, 'projects', 'studies',
+                                                                               'recipe_study.py'))
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    args = recipe.parse_args(['--task', 'fmnist', '--seeds', '0', '1'])
+    variants = {'plain': ('plain.py', {}), 're-param + KD': ('kd.py', {'model.teacher_checkpoint': 't.pth'})}
+    study = dict(work_dir=str(tmp_path), teacher=('teacher.py', {}), metric='accuracy/top1', variants=variants)
+    assert [(j[0], j[1]) for j in recipe.make_jobs(args, study)] == [
+        ('teacher', None), ('plain', 0), ('plain', 1), ('re-param + KD', 0), ('re-param + KD', 1)]
+    study['variants'] = {'plain': variants['plain']}
+    assert [(j[0], j[1]) for j in recipe.make_jobs(args, study)] == [('plain', 0), ('plain', 1)]
