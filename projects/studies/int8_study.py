@@ -22,6 +22,7 @@ import functools
 import json
 import os
 import re
+import shlex
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -216,7 +217,7 @@ def report(args, runs: dict) -> str:
     with atomic_file(os.path.join(args.work_dir, 'results.md'), 'w') as f:
         f.write(f'# INT8 study ({args.spec["title"]}, seeds {args.seeds}, {args.calib_num} '
                 f'calibration images, per-channel weights, QDQ)\n\n{table}\n\nCommand: python '
-                f'projects/studies/int8_study.py {" ".join(sys.argv[1:])}\n')
+                f'projects/studies/int8_study.py {shlex.join(sys.argv[1:])}\n')
     return table
 
 

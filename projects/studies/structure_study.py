@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import random
+import shlex
 import sys
 import threading
 import time
@@ -275,7 +276,7 @@ class Study:
                              for split in ('train_dataloader', 'val_dataloader', 'test_dataloader')}
         self.threads = 1 if args.jobs > 1 else None
         self.commands = [f'python projects/studies/structure_study.py '
-                         f'{" ".join(argv if argv is not None else sys.argv[1:])}']
+                         f'{shlex.join(argv if argv is not None else sys.argv[1:])}']
         os.makedirs(self.work_dir, exist_ok=True)
         self.log = os.path.join(self.work_dir, 'study.log')
         self.teacher_dir = os.path.join(self.work_dir, 'teacher')
