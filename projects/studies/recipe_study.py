@@ -63,10 +63,6 @@ FMNIST_STUDENTS = {
     'ghostnetv3-0.5x': ('ghostnetv3-0.5x_1xb128_fashion-mnist',
                         {'model.backbone.num_branches': 1, 'model.backbone.extra_branches': False}),
 }
-# Published Fashion-MNIST test top-1 (%), from the dataset's own benchmark list (its README, Debian package
-# dataset-fashion-mnist); their MACs are not given there, so plots mark them as levels.
-FMNIST_PUBLISHED = {'ResNet18': 94.9, 'MobileNet': 95.0, 'DenseNet-BC (768K params)': 95.4,
-                    'WRN-28-10 + random erasing': 96.3, '2 Conv, < 100K params': 92.5}
 # det teachers: RetinaNet-R18-FPN at full width (the detection studies') and at a quarter width (the demo's)
 DET_TEACHERS = {'r18': 'teacher_retinanet_r18_fpn_synthetic.py',
                 'r18-0.25x': 'teacher_retinanet_r18-0.25x_fpn_synthetic.py'}
@@ -302,20 +298,6 @@ def command(config: str, run_dir: str, options: dict) -> list:
                                               if options else [])
 
 
-def deploy_macs(students: dict, variants: dict, size: int) -> dict:
-    """Deploy-form MACs of each variant's student network and of its backbone alone: {name: (whole,
-    backbone)}. ``students``: the deploy network's config of each variant (see ``cls_plan``)."""
-    from mmcompact.structure import count_deployed
-    from mmcompact.utils import build_model, load_config
-    macs = {}
-    for name, (_, options) in variants.items():
-        backbone = {k: v for k, v in options.items() if k.startswith('model.backbone.')}
-        model = build_model(load_config(students[name], backbone))
-        macs[name] = (count_deployed(model, (3, size, size))['macs'],
-                      count_deployed(model.backbone, (3, size, size))['macs'])
-    return macs
-
-
 def report(path: str, results: dict, teacher_score, metric_name: str, header: str, commands: list,
            macs: dict) -> str:
     """Write results.md: per-seed scores, mean with 95% CI, the study's comparisons (Welch's test, and the
@@ -417,39 +399,6 @@ def plot(path: str, results: dict, teacher_score, metric_name: str, title: str) 
     plt.close(fig)
 
 
-def plot_vs_macs(path: str, results: dict, teacher_score, macs: dict, teacher_macs: float, title: str) -> None:
-    """top-1 against deploy MACs (log scale): each variant's mean with its 95% CI (the variants of one deploy
-    network side by side around its MACs), the teacher, and the published figures as dotted levels."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    from mmcompact.analysis import mean_ci
-    names = [n for n in results if results[n]]
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for i, name in enumerate(names):
-        mean, half = mean_ci(list(results[name].values()))
-        x = macs[name][0] * 1.06 ** (i - (len(names) - 1) / 2)
-        ax.errorbar([x], [mean], yerr=[0 if half != half else half], fmt='o', capsize=4, label=name)
-    if teacher_score is not None:
-        ax.scatter([teacher_macs], [teacher_score], marker='*', s=120, color='black', label='teacher', zorder=3)
-    for i, (name, score) in enumerate(FMNIST_PUBLISHED.items()):
-        ax.axhline(score, linestyle=':', color='gray', linewidth=0.8)
-        ax.annotate(f'published: {name} {score}', (0.01 + 0.3 * (i % 2), score), xycoords=('axes fraction', 'data'),
-                    fontsize=7, va='bottom', color='dimgray')
-    ax.set_xscale('log')
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f'{v / 1e6:g}M'))
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_xlabel('deploy MACs at 32x32 (log scale)')
-    ax.set_ylabel('test top-1 (%): mean, 95% CI')
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc='lower right')
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 class StudyInputError(ValueError):
     """A study input is wrong (one line, printed as the study's error)."""
 
@@ -494,6 +443,7 @@ def prepare(args) -> dict:
     """Everything a study needs before it trains, inputs checked first (StudyInputError): its work dir, the
     teacher, the variants (filtered by --variants), the metric, their deploy MACs, the scores of --merge, the
     header of results.md."""
+    from mmcompact.cli import deploy_macs
     det = args.task not in ('cls', 'fmnist')
     work_dir = os.path.abspath(args.work_dir or {'cls': 'work_dirs/recipe_study', 'det': 'work_dirs/recipe_study_det',
                                                  'det-transfer': 'work_dirs/structure_transfer',
@@ -560,7 +510,7 @@ def run_study(args, study: dict, jobs: list) -> tuple:
     """Train (or reuse, or take from --merge) every job, ``args.jobs`` at a time, rewriting results.md /
     .json / .png after every finished run. Returns (results {variant: {seed: score}}, teacher score, the
     failure messages, the commands)."""
-    from mmcompact.cli import finished_metric, run_jobs, train_or_reuse
+    from mmcompact.cli import finished_metric, plot_vs_macs, run_jobs, train_or_reuse
     metric, metric_name, merged = study['metric'], study['metric_name'], study['merged']
     commands = [command_line(config, run_dir, options) for _, _, config, options, run_dir in jobs]
     header = study['header']

@@ -1,6 +1,7 @@
 """The study drivers' helpers: which trained student (config, checkpoint, options) projects/studies/int8_study.py
 quantizes for each variant of the recipe study's run folders, per task; the recipe study's accuracy-vs-MACs plot."""
 import importlib.util
+import json
 import os
 
 import pytest
@@ -61,13 +62,10 @@ def test_fmnist_defaults_and_unfinished_run(tmp_path):
 
 def test_recipe_study_plots_top1_against_deploy_macs(tmp_path):
     """The Fashion-MNIST study's accuracy-vs-MACs plot, one seed (no CI) and five seeds alike."""
-    spec = importlib.util.spec_from_file_location('recipe_study', os.path.join(ROOT, 'projects', 'studies',
-                                                                               'recipe_study.py'))
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
+    from mmcompact.cli import plot_vs_macs
     results = {'plain': {0: 89.9}, 're-param': {s: 90.0 + s / 10 for s in range(5)}, 're-param + KD': {}}
     path = tmp_path / 'macs.png'
-    study.plot_vs_macs(str(path), results, 93.3, {'plain': (2.77e6, 2.76e6), 're-param': (2.77e6, 2.76e6)},
+    plot_vs_macs(str(path), results, 93.3, {'plain': (2.77e6, 2.76e6), 're-param': (2.77e6, 2.76e6)},
                        37.0e6, 'toy')
     assert path.stat().st_size > 10_000
 
@@ -177,3 +175,41 @@ def test_recipe_study_without_distilled_variants_trains_no_teacher(tmp_path):
         ('teacher', None), ('plain', 0), ('plain', 1), ('re-param + KD', 0), ('re-param + KD', 1)]
     study['variants'] = {'plain': variants['plain']}
     assert [(j[0], j[1]) for j in recipe.make_jobs(args, study)] == [('plain', 0), ('plain', 1)]
+
+
+def load_summary():
+    spec = importlib.util.spec_from_file_location('fashion_mnist_summary', os.path.join(
+        ROOT, 'projects', 'studies', 'fashion_mnist_summary.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_fashion_mnist_table_is_what_the_committed_results_hold(tmp_path):
+    """The README's results table is generated from results/fashion_mnist_recipe*.json: rewriting it from them
+    changes nothing, and the plot is drawn."""
+    summary = load_summary()
+    readme = tmp_path / 'README.md'
+    with open(os.path.join(ROOT, 'README.md')) as f:
+        readme.write_text(f.read())
+    assert summary.main(['--plot', str(tmp_path / 'summary.png'), '--readme', str(readme)]) == 0
+    with open(os.path.join(ROOT, 'README.md')) as f:
+        assert readme.read_text() == f.read(), 'README table is stale: run projects/studies/fashion_mnist_summary.py ' \
+                                               '--readme README.md'
+    assert (tmp_path / 'summary.png').stat().st_size > 10_000
+
+
+def test_fashion_mnist_summary_refuses_mixed_teachers_and_a_readme_without_its_table(tmp_path, capsys):
+    summary = load_summary()
+    for name, teacher in (('a', 93.33), ('b', 94.1)):
+        (tmp_path / f'{name}.json').write_text(json.dumps({'metric': 'top-1 (%)', 'teacher': teacher, 'variants': {
+            'plain': {'seeds': {'0': 90.0}, 'deploy_macs': 2e6, 'backbone_macs': 1e6}}}))
+    assert summary.main(['--studies', f'A={tmp_path / "a.json"}', f'B={tmp_path / "b.json"}']) == 1
+    assert 'different teachers (top-1 [93.33, 94.1])' in capsys.readouterr().err
+    assert summary.main(['--studies', f'A={tmp_path / "missing.json"}']) == 1
+    assert 'no such file' in capsys.readouterr().err
+    readme = tmp_path / 'README.md'
+    readme.write_text('# no table here\n')
+    with pytest.raises(ValueError, match='has no "<!-- fashion-mnist table'):
+        summary.rewrite_readme(str(readme), 'x')
+    assert readme.read_text() == '# no table here\n'
