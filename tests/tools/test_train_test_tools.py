@@ -183,19 +183,19 @@ def test_recipe_study_names_the_missing_config_of_an_augmentation(tmp_path):
 def test_recipe_study_report_only_pools_finished_runs_and_trains_nothing(tmp_path):
     """Two seeds trained, then ``--report-only`` over three: the table pairs the two finished seeds (paired
     column), the third is left out, and no run is started for it; ``--merge`` fills it from an earlier
-    results.json when the teachers agree."""
+    results.json when the teachers agree (a distilled variant is in the study, so it has a teacher)."""
     import json
 
     from conftest import run_tool
     argv = ['projects/studies/recipe_study.py', '--work-dir', str(tmp_path), '--epochs', '1', '--teacher-epochs', '1',
-            '--num-train', '18', '--num-val', '18', '--variants', 'plain', 're-param']
+            '--num-train', '18', '--num-val', '18', '--variants', 'plain', 're-param', 're-param + KD']
     trained = run_tool(*argv, '--seeds', '0', '1', '--jobs', '2')
     assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
     reported = run_tool(*argv, '--seeds', '0', '1', '2', '--report-only')
     assert reported.returncode == 0, reported.stdout[-3000:] + reported.stderr[-3000:]
     study = json.loads((tmp_path / 'results.json').read_text())
     assert {name: sorted(v['seeds']) for name, v in study['variants'].items()} == {
-        'plain': ['0', '1'], 're-param': ['0', '1']}
+        'plain': ['0', '1'], 're-param': ['0', '1'], 're-param + KD': ['0', '1']}
     assert not (tmp_path / 're_param' / 'seed2').exists() and not (tmp_path / 'plain' / 'seed2').exists()
     row = next(line for line in (tmp_path / 'results.md').read_text().splitlines()
                if line.startswith('| re-param vs plain |'))
